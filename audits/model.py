@@ -1,0 +1,478 @@
+"""Facts (what a collector observed) and findings (what a rule concluded).
+
+The two halves never mix: collectors build `TargetFacts`, rules read them and
+return `Verdict`s, the engine turns verdicts into `Finding`s with the rule's
+metadata. Everything here is a frozen dataclass so a fact cannot be edited on
+its way from the collector to the report.
+
+A fact is always wrapped in `Fact`, which says *how* it was observed: `ok`
+(value present), `error` (collection failed: its rules become `error`, never
+`pass`), `unsupported` (the registry kind has no such feature: its rules fail
+with "not supported by <kind>" when required) or `managed` (the provider runs
+it and it was deliberately not probed).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    """One clock for the whole package (tests monkeypatch nothing else)."""
+    return datetime.now(UTC)
+
+
+class Status(str, enum.Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+    NOT_APPLICABLE = "not_applicable"
+    MANUAL = "manual"
+
+
+class Severity(str, enum.Enum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse; used by `--fail-on` and sorting."""
+        return _SEVERITY_RANK[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls(text.lower())
+        except ValueError:
+            allowed = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown severity {text!r}; expected one of {allowed}") from None
+
+
+_SEVERITY_RANK = {
+    Severity.INFO: 0,
+    Severity.LOW: 1,
+    Severity.MEDIUM: 2,
+    Severity.HIGH: 3,
+    Severity.CRITICAL: 4,
+}
+
+
+class FactState(str, enum.Enum):
+    OK = "ok"
+    ERROR = "error"
+    UNSUPPORTED = "unsupported"
+    MANAGED = "managed"
+
+
+@dataclass(frozen=True)
+class Fact(Generic[T]):
+    """One observation with its provenance.
+
+    `source` names the endpoint or API call (`GET https://h:5000/v2/`,
+    `ecr:DescribeRepositories`) so every finding can say where its evidence
+    came from. `detail` explains an unsupported/managed/error state.
+    """
+
+    state: FactState
+    value: T | None
+    source: str
+    observed_at: datetime
+    detail: str | None = None
+
+    @classmethod
+    def ok(cls, value: T, source: str, at: datetime | None = None) -> Fact[T]:
+        return cls(FactState.OK, value, source, at or utcnow())
+
+    @classmethod
+    def error(cls, detail: str, source: str, at: datetime | None = None) -> Fact[T]:
+        return cls(FactState.ERROR, None, source, at or utcnow(), detail)
+
+    @classmethod
+    def unsupported(cls, detail: str, source: str = "", at: datetime | None = None) -> Fact[T]:
+        return cls(FactState.UNSUPPORTED, None, source, at or utcnow(), detail)
+
+    @classmethod
+    def managed(cls, detail: str, source: str = "", at: datetime | None = None) -> Fact[T]:
+        return cls(FactState.MANAGED, None, source, at or utcnow(), detail)
+
+
+# --------------------------------------------------------------------------
+# Endpoint facts: TLS, plain HTTP, anonymous access (RG-TLS-*, RG-AUTH-001/2)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TlsFacts:
+    """What one TLS handshake to the registry endpoint showed.
+
+    `verified` is the chain check against the configured CA (or the system
+    store); `hostname_matches` is checked separately so a report can say which
+    of the two failed.
+    """
+
+    host: str
+    port: int
+    protocol: str | None  # "TLSv1.3"; None when no handshake completed
+    cipher: str | None
+    verified: bool
+    verify_error: str | None
+    hostname_matches: bool | None
+    trust_source: str  # "system" or the CA file path
+    subject: str | None = None
+    issuer: str | None = None
+    not_after: datetime | None = None
+    days_remaining: float | None = None
+    self_signed: bool | None = None
+
+
+@dataclass(frozen=True)
+class PlainHttpFacts:
+    """How the registry answers `/v2/` over plain HTTP on the same host:port
+    (or on the http URL of the target when the target itself is http)."""
+
+    url: str
+    answered: bool  # an HTTP response came back at all
+    status: int | None
+    redirects_to_https: bool
+    challenge_schemes: tuple[str, ...] = ()  # WWW-Authenticate schemes seen, lower case
+
+
+@dataclass(frozen=True)
+class AuthChallenge:
+    scheme: str  # "basic" / "bearer" / "" (no header)
+    realm: str | None = None
+    service: str | None = None
+
+
+@dataclass(frozen=True)
+class AnonymousAccessFacts:
+    """Answers to unauthenticated requests (RG-AUTH-001)."""
+
+    v2_status: int | None
+    catalog_status: int | None
+    challenge: AuthChallenge | None
+    anonymously_pullable: tuple[str, ...] = ()  # repositories pulled without credentials
+
+
+@dataclass(frozen=True)
+class EndpointFacts:
+    url: str
+    scheme: str  # "https" or "http"
+
+
+# --------------------------------------------------------------------------
+# Repository content: tags, digests, signatures, scans
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignatureFacts:
+    """One signature artifact found for a manifest digest."""
+
+    format: str  # "cosign" or "notation"
+    discovered_via: str  # "referrers" or "tag"
+    reference: str  # digest or tag of the signature artifact
+    verified: bool | None = None  # None: no trusted key configured / not attempted
+    verified_by: str | None = None  # key file that verified it
+    verify_error: str | None = None
+
+
+@dataclass(frozen=True)
+class VulnerabilityScan:
+    status: str  # "complete", "pending", "failed", "none", "unsupported"
+    severity_counts: Mapping[str, int] = field(default_factory=dict)  # lower-case severity -> n
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TagFacts:
+    name: str
+    digest: str | None
+    media_type: str | None
+    pushed_at: datetime | None = None
+    signatures: tuple[SignatureFacts, ...] | None = None  # None: not looked up
+    scan: VulnerabilityScan | None = None
+    error: str | None = None  # per-tag collection error
+
+
+@dataclass(frozen=True)
+class RepositoryFacts:
+    name: str
+    tags: tuple[TagFacts, ...] = ()
+    untagged_digests: int = 0
+    anonymous_pull: bool | None = None  # None: not determined
+    declared_public: bool = False  # the config says this repository is meant to be public
+    error: str | None = None  # repository-level collection error
+    source: str = ""
+
+
+# --------------------------------------------------------------------------
+# Registry capabilities: one fact each, per-repository detail inside
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImmutabilitySetting:
+    immutable: bool
+    exclusion_filters: tuple[str, ...] = ()  # ECR IMMUTABLE_WITH_EXCLUSION wildcard filters
+    detail: str = ""  # e.g. "IMMUTABLE_WITH_EXCLUSION", "harbor rule repos=** tags=v*"
+
+
+@dataclass(frozen=True)
+class TagImmutabilityFacts:
+    by_repository: Mapping[str, ImmutabilitySetting]
+
+
+@dataclass(frozen=True)
+class ScanningFacts:
+    enabled: bool
+    mode: str | None  # "scan_on_push", "continuous", "manual", None
+    scanner: str | None = None
+    uncovered_repositories: tuple[str, ...] = ()  # repositories no scanning rule covers
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RetentionFacts:
+    """Retention per repository; `registry_wide` covers everything (e.g.
+    Distribution garbage collection timer, Harbor project retention)."""
+
+    registry_wide: str | None
+    by_repository: Mapping[str, str]  # repo -> policy summary
+    uncovered_repositories: tuple[str, ...] = ()
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class LoggingFacts:
+    enabled: bool
+    destination: str | None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class EncryptionSetting:
+    customer_managed: bool
+    key_id: str | None = None
+    detail: str = ""  # e.g. "AES256", "KMS aws/ecr"
+
+
+@dataclass(frozen=True)
+class EncryptionFacts:
+    by_repository: Mapping[str, EncryptionSetting]
+    registry_wide: EncryptionSetting | None = None
+
+
+@dataclass(frozen=True)
+class NetworkExposureFacts:
+    publicly_reachable: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class ReplicationFacts:
+    enabled: bool
+    destinations: tuple[str, ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CredentialFacts:
+    """A registry credential: a token, robot account, access key, htpasswd user."""
+
+    id: str  # never the secret itself
+    kind: str  # "iam-access-key", "robot", "token", "htpasswd-user", "admin-user"
+    created_at: datetime | None
+    expires_at: datetime | None = None
+    can_push: bool = False
+    shared: bool = False
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AdminAccountFacts:
+    shared_admin_enabled: bool
+    default_password: bool = False
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ContentTrustFacts:
+    enforced: bool
+    mechanism: str | None  # "cosign", "notation", "dct" (deprecated), None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class PullCountFacts:
+    """Pulls per repository per UTC day as the registry reports them."""
+
+    daily: Mapping[str, Mapping[str, int]]  # repo -> {"2026-11-27": n}
+
+
+# --------------------------------------------------------------------------
+# Client side: docker config and image references
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DockerClientConfigFacts:
+    path: str
+    plaintext_registries: tuple[str, ...]  # registries with inline auth/password
+    creds_store: str | None
+    cred_helpers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """One image reference parsed exactly as the Docker reference grammar says."""
+
+    raw: str
+    file: str
+    line: int
+    registry: str  # "docker.io" when implicit
+    repository: str  # full path below the registry, e.g. "library/nginx"
+    tag: str | None
+    digest: str | None
+    explicit_scheme: str | None = None  # "http" / "https" if the text had one
+    context: str = ""  # "dockerfile", "kubernetes", "compose", "pulumi"
+
+
+@dataclass(frozen=True)
+class ImageReferencesFacts:
+    references: tuple[ImageReference, ...]
+    files_scanned: int
+
+
+# --------------------------------------------------------------------------
+# The facts of one target, and findings
+# --------------------------------------------------------------------------
+
+# Fact names: rules and collectors use these constants, never bare strings.
+ENDPOINT = "endpoint"
+TLS = "tls"
+PLAIN_HTTP = "plain_http"
+ANONYMOUS_ACCESS = "anonymous_access"
+REPOSITORIES = "repositories"
+TAG_IMMUTABILITY = "tag_immutability"
+SCANNING = "scanning"
+RETENTION = "retention"
+LOGGING = "logging"
+ENCRYPTION = "encryption"
+NETWORK_EXPOSURE = "network_exposure"
+REPLICATION = "replication"
+CREDENTIALS = "credentials"
+ADMIN_ACCOUNT = "admin_account"
+CONTENT_TRUST = "content_trust"
+PULL_COUNTS = "pull_counts"
+DOCKER_CONFIG = "docker_config"
+IMAGE_REFERENCES = "image_references"
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """Everything collected for one target. A missing key means the collector
+    never looked, which rules treat exactly like an error."""
+
+    target: str
+    kind: str
+    facts: Mapping[str, Fact[Any]]
+    started_at: datetime
+    finished_at: datetime
+    requests: int = 0  # API/HTTP requests the collector made (bench figures)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a rule concluded about one resource, before metadata is attached."""
+
+    status: Status
+    resource: str
+    message: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    severity: Severity | None = None  # overrides the rule's default when set
+
+
+@dataclass(frozen=True)
+class Controls:
+    soc2: tuple[str, ...]
+    nist_800_53: tuple[str, ...]  # labels as the catalog writes them: "IA-5(1)"
+    fedramp: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # level -> labels
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "soc2": list(self.soc2),
+            "nist_800_53": list(self.nist_800_53),
+            "fedramp": {level: list(ids) for level, ids in self.fedramp.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    title: str
+    status: Status
+    severity: Severity
+    target: str
+    kind: str
+    resource: str
+    message: str
+    controls: Controls
+    evidence: Mapping[str, Any]
+    remediation: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "title": self.title,
+            "status": self.status.value,
+            "severity": self.severity.value,
+            "target": self.target,
+            "kind": self.kind,
+            "resource": self.resource,
+            "message": self.message,
+            "controls": self.controls.as_dict(),
+            "evidence": dict(self.evidence),
+            "remediation": self.remediation,
+        }
+
+
+@dataclass(frozen=True)
+class TargetSummary:
+    name: str
+    kind: str
+    complete: bool  # every fact collected (no error facts)
+    errors: tuple[str, ...] = ()
+    requests: int = 0
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    tool: str
+    version: str
+    started_at: datetime
+    finished_at: datetime
+    environment: str
+    frameworks: tuple[str, ...]
+    targets: tuple[TargetSummary, ...]
+    findings: tuple[Finding, ...]
+
+    def summary(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Status}
+        for f in self.findings:
+            counts[f.status.value] += 1
+        return counts
+
+    @property
+    def complete(self) -> bool:
+        return all(t.complete for t in self.targets)
