@@ -8,8 +8,10 @@ its way from the collector to the report.
 A fact is always wrapped in `Fact`, which says *how* it was observed: `ok`
 (value present), `error` (collection failed: its rules become `error`, never
 `pass`), `unsupported` (the registry kind has no such feature: its rules fail
-with "not supported by <kind>" when required) or `managed` (the provider runs
-it and it was deliberately not probed).
+with "not supported by <kind>" when required), `managed` (the provider runs
+it and it was deliberately not probed) or `not_observable` (cannot be seen
+from where the collector stands, e.g. a self-hosted registry's config without
+`config_file`: its rules become `manual` with what a person must check).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class FactState(str, enum.Enum):
     ERROR = "error"
     UNSUPPORTED = "unsupported"
     MANAGED = "managed"
+    NOT_OBSERVABLE = "not_observable"
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,10 @@ class Fact(Generic[T]):
     @classmethod
     def managed(cls, detail: str, source: str = "", at: datetime | None = None) -> Fact[T]:
         return cls(FactState.MANAGED, None, source, at or utcnow(), detail)
+
+    @classmethod
+    def not_observable(cls, detail: str, source: str = "", at: datetime | None = None) -> Fact[T]:
+        return cls(FactState.NOT_OBSERVABLE, None, source, at or utcnow(), detail)
 
 
 # --------------------------------------------------------------------------
@@ -137,10 +144,14 @@ class TlsFacts:
 @dataclass(frozen=True)
 class PlainHttpFacts:
     """How the registry answers `/v2/` over plain HTTP on the same host:port
-    (or on the http URL of the target when the target itself is http)."""
+    (or on the http URL of the target when the target itself is http).
+
+    `serves_api` is true only when the plain-HTTP answer is the registry API
+    itself (200/401 from `/v2/`, usually with `Docker-Distribution-API-Version`),
+    not a "client sent an HTTP request to an HTTPS server" 400 or a refusal."""
 
     url: str
-    answered: bool  # an HTTP response came back at all
+    serves_api: bool
     status: int | None
     redirects_to_https: bool
     challenge_schemes: tuple[str, ...] = ()  # WWW-Authenticate schemes seen, lower case

@@ -159,6 +159,15 @@ class FactManaged(Exception):
         super().__init__(fact.detail or f"'{name}' is managed by the provider")
 
 
+class FactNotObservable(Exception):
+    """Cannot be seen from where the collector stands: a person must check."""
+
+    def __init__(self, name: str, fact: Fact[Any]) -> None:
+        self.name = name
+        self.fact = fact
+        super().__init__(fact.detail or f"'{name}' cannot be observed remotely")
+
+
 class FactView:
     """Read-only access to one target's facts that refuses to hand out
     anything but an `ok` value."""
@@ -184,6 +193,8 @@ class FactView:
             raise FactUnsupported(name, fact)
         if fact.state is FactState.MANAGED:
             raise FactManaged(name, fact)
+        if fact.state is FactState.NOT_OBSERVABLE:
+            raise FactNotObservable(name, fact)
         return fact.value
 
     def source(self, name: str) -> dict[str, Any]:

@@ -1,0 +1,243 @@
+"""The audit configuration (`regguard.yaml`) as pydantic models.
+
+Bad input must produce one line a user can act on: the file, the key and what
+is expected, never a traceback. Secrets are only ever named (`password_env`),
+so a config file that carries one inline is refused outright.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+FRAMEWORKS = ("soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high")
+
+# Keys that would hold a secret value if written inline.
+_INLINE_SECRET_KEYS = frozenset(
+    {
+        "password",
+        "token",
+        "secret",
+        "auth",
+        "api_key",
+        "access_token",
+        "identitytoken",
+        "aws_secret_access_key",
+        "secret_access_key",
+        "client_secret",
+    }
+)
+
+
+class ConfigError(Exception):
+    """A one-line, user-facing description of what is wrong in the config."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Thresholds(_Strict):
+    cert_min_days: int = Field(30, ge=0)
+    credential_max_age_days: int = Field(90, ge=1)
+    max_vuln_severity: Literal["critical", "high", "medium", "low"] = "high"
+    pull_spike_factor: float = Field(5.0, gt=1.0)
+
+
+class _Target(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    repositories: list[str] = Field(
+        default_factory=list, description="fnmatch filters; empty means every repository"
+    )
+    public_repositories: list[str] = Field(
+        default_factory=list, description="repositories meant to be public (RG-AUTH-001)"
+    )
+    environment: str | None = Field(None, description="overrides the top-level environment")
+
+
+class _OciAuth(_Strict):
+    username_env: str | None = None
+    password_env: str | None = None
+
+
+class DistributionTarget(_Target, _OciAuth):
+    """A self-hosted Docker Distribution (`registry:2`) endpoint."""
+
+    kind: Literal["distribution"]
+    url: str = Field(pattern=r"^https?://[^/\s]+/?$")
+    ca_file: Path | None = None
+    config_file: Path | None = Field(
+        None, description="the registry's config.yml, when the audit runs where it is readable"
+    )
+    timeout: float = Field(10.0, gt=0)
+
+
+class EcrTarget(_Target):
+    kind: Literal["ecr"]
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    endpoint_url: str | None = Field(None, description="moto / LocalStack endpoint")
+    profile: str | None = None
+    probe_endpoint: bool = Field(
+        False, description="also probe the registry's OCI endpoint (TLS, anonymous access)"
+    )
+
+
+class DockerConfigTarget(_Target):
+    kind: Literal["docker-config"]
+    path: Path = Path("~/.docker/config.json")
+
+
+class ImageRefsTarget(_Target):
+    kind: Literal["image-refs"]
+    paths: list[Path] = Field(min_length=1)
+
+
+TargetConfig = Annotated[
+    DistributionTarget | EcrTarget | DockerConfigTarget | ImageRefsTarget,
+    Field(discriminator="kind"),
+]
+
+
+class AuditConfig(_Strict):
+    environment: str = "dev"
+    use_cases: list[str] = Field(default_factory=list)
+    frameworks: list[Literal["soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high"]] = (
+        Field(default_factory=lambda: ["soc2", "nist-800-53"])
+    )
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    trusted_keys: list[Path] = Field(default_factory=list)
+    production_patterns: list[str] = Field(default_factory=list)
+    allowed_registries: list[str] = Field(default_factory=list)
+    allowed_namespaces: list[str] = Field(default_factory=list)
+    history_dir: Path | None = Field(None, description="where audit history (pull baselines) is kept")
+    targets: list[TargetConfig] = Field(min_length=1)
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_names(cls, targets: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for t in targets:
+            if t.name in seen:
+                raise ValueError(f"target name {t.name!r} is used twice")
+            seen.add(t.name)
+        return targets
+
+    @field_validator("use_cases")
+    @classmethod
+    def _known_use_cases(cls, use_cases: list[str]) -> list[str]:
+        from audits.matrix import USE_CASES
+
+        unknown = [u for u in use_cases if u not in USE_CASES]
+        if unknown:
+            raise ValueError(
+                f"unknown use case {unknown[0]!r}; expected one of {', '.join(sorted(USE_CASES))}"
+            )
+        return use_cases
+
+
+def load_config(path: Path) -> AuditConfig:
+    """Read and validate `path`; raise ConfigError with a one-line message."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML") from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: Any, path: Path) -> AuditConfig:
+    """Validate an already-parsed mapping; relative paths resolve against the
+    config file's folder so a config works from any working directory."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    _refuse_inline_secrets(raw, path, "")
+    try:
+        config = AuditConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, raw, path)) from None
+    return _resolve_paths(config, path.parent)
+
+
+def _refuse_inline_secrets(node: Any, path: Path, where: str) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{where}.{key}" if where else str(key)
+            if str(key).lower() in _INLINE_SECRET_KEYS and value not in (None, ""):
+                raise ConfigError(
+                    f"{path}: {here}: secrets must not be written in the config; "
+                    f"put it in an environment variable and name it with {key}_env"
+                )
+            _refuse_inline_secrets(value, path, here)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            _refuse_inline_secrets(item, path, f"{where}[{i}]")
+
+
+def _describe(exc: ValidationError, raw: dict[str, Any], path: Path) -> str:
+    """One line for the first problem: `file: key.path: what is expected`."""
+    err = exc.errors()[0]
+    loc = _location(err["loc"], raw)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: {loc}: unknown key"
+    if kind == "missing":
+        return f"{path}: {loc}: required key is missing"
+    if kind == "union_tag_invalid":
+        return f"{path}: {loc}: unknown target kind; expected one of distribution, ecr, docker-config, image-refs"
+    if kind == "union_tag_not_found":
+        return f"{path}: {loc}: every target needs a kind"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    got = err.get("input")
+    shown = f" (got {got!r})" if isinstance(got, (str, int, float, bool)) else ""
+    return f"{path}: {loc}: {msg}{shown}"
+
+
+def _location(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    """Render pydantic's loc as `targets[1].url`, dropping the union tag."""
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in {"distribution", "ecr", "docker-config", "image-refs"} and parts and parts[-1].startswith("["):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _resolve_paths(config: AuditConfig, base: Path) -> AuditConfig:
+    def fix(p: Path) -> Path:
+        p = p.expanduser()
+        return p if p.is_absolute() else (base / p)
+
+    targets: list[Any] = []
+    for t in config.targets:
+        updates: dict[str, Any] = {}
+        if isinstance(t, DistributionTarget):
+            if t.ca_file is not None:
+                updates["ca_file"] = fix(t.ca_file)
+            if t.config_file is not None:
+                updates["config_file"] = fix(t.config_file)
+        elif isinstance(t, DockerConfigTarget):
+            updates["path"] = fix(t.path)
+        elif isinstance(t, ImageRefsTarget):
+            updates["paths"] = [fix(p) for p in t.paths]
+        targets.append(t.model_copy(update=updates))
+    return config.model_copy(
+        update={
+            "targets": targets,
+            "trusted_keys": [fix(k) for k in config.trusted_keys],
+            "history_dir": fix(config.history_dir) if config.history_dir else None,
+        }
+    )
