@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+TARGET_KINDS = ("distribution", "ecr", "docker-config", "image-refs")
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 FRAMEWORKS = ("soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high")
 
@@ -105,15 +106,17 @@ TargetConfig = Annotated[
 class AuditConfig(_Strict):
     environment: str = "dev"
     use_cases: list[str] = Field(default_factory=list)
-    frameworks: list[Literal["soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high"]] = (
-        Field(default_factory=lambda: ["soc2", "nist-800-53"])
-    )
+    frameworks: list[
+        Literal["soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high"]
+    ] = Field(default_factory=lambda: ["soc2", "nist-800-53"])
     thresholds: Thresholds = Field(default_factory=Thresholds)
     trusted_keys: list[Path] = Field(default_factory=list)
     production_patterns: list[str] = Field(default_factory=list)
     allowed_registries: list[str] = Field(default_factory=list)
     allowed_namespaces: list[str] = Field(default_factory=list)
-    history_dir: Path | None = Field(None, description="where audit history (pull baselines) is kept")
+    history_dir: Path | None = Field(
+        None, description="where audit history (pull baselines) is kept"
+    )
     targets: list[TargetConfig] = Field(min_length=1)
 
     @field_validator("targets")
@@ -194,7 +197,8 @@ def _describe(exc: ValidationError, raw: dict[str, Any], path: Path) -> str:
     if kind == "missing":
         return f"{path}: {loc}: required key is missing"
     if kind == "union_tag_invalid":
-        return f"{path}: {loc}: unknown target kind; expected one of distribution, ecr, docker-config, image-refs"
+        kinds = ", ".join(TARGET_KINDS)
+        return f"{path}: {loc}: unknown target kind; expected one of {kinds}"
     if kind == "union_tag_not_found":
         return f"{path}: {loc}: every target needs a kind"
     msg = str(err["msg"]).removeprefix("Value error, ")
@@ -209,7 +213,11 @@ def _location(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item in {"distribution", "ecr", "docker-config", "image-refs"} and parts and parts[-1].startswith("["):
+        elif (
+            item in {"distribution", "ecr", "docker-config", "image-refs"}
+            and parts
+            and parts[-1].startswith("[")
+        ):
             continue
         else:
             parts.append(("." if parts else "") + str(item))

@@ -17,9 +17,7 @@ from typing import Any
 
 from audits.model import Fact, FactState, Severity, Status, TargetFacts, Verdict, utcnow
 
-ALL_REGISTRY_KINDS = frozenset(
-    {"ecr", "gar", "acr", "ghcr", "dockerhub", "distribution", "harbor"}
-)
+ALL_REGISTRY_KINDS = frozenset({"ecr", "gar", "acr", "ghcr", "dockerhub", "distribution", "harbor"})
 
 
 @dataclass(frozen=True)
@@ -212,7 +210,9 @@ def passed(resource: str, message: str, **evidence: Any) -> Verdict:
     return Verdict(Status.PASS, resource, message, evidence)
 
 
-def failed(resource: str, message: str, severity: Severity | None = None, **evidence: Any) -> Verdict:
+def failed(
+    resource: str, message: str, severity: Severity | None = None, **evidence: Any
+) -> Verdict:
     return Verdict(Status.FAIL, resource, message, evidence, severity)
 
 

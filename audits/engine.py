@@ -1,0 +1,287 @@
+"""Runs collectors concurrently, applies every rule, and is fail-closed.
+
+Fail-closed means: a collector that crashed, a fact that could not be
+collected, or a rule that raised all become `error` findings with the reason;
+none of them can ever turn into `pass`. Unsupported features fail with "not
+supported by <kind>" where the rule is required for the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from audits import __version__
+from audits.collectors.base import CollectOptions, ProgressCallback, collector_for
+from audits.config import AuditConfig
+from audits.model import (
+    AuditResult,
+    Fact,
+    FactState,
+    Finding,
+    Severity,
+    Status,
+    TargetFacts,
+    TargetSummary,
+    Verdict,
+    utcnow,
+)
+from audits.rules.registry import (
+    FactManaged,
+    FactNotObservable,
+    FactUnavailable,
+    FactUnsupported,
+    FactView,
+    Rule,
+    RuleContext,
+    Thresholds,
+    catalog,
+)
+
+COLLECTOR_CRASH = "collector"  # pseudo fact name recorded when a collector raised
+
+
+@dataclass(frozen=True)
+class AuditRun:
+    """The result plus the raw facts (for the evidence bundle and history)."""
+
+    result: AuditResult
+    facts: Mapping[str, TargetFacts]
+
+
+def run_audit(
+    config: AuditConfig,
+    *,
+    environment: str | None = None,
+    concurrency: int = 16,
+    target_concurrency: int = 4,
+    progress: ProgressCallback | None = None,
+    pull_history: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
+    on_target_done: Callable[[str], None] | None = None,
+) -> AuditRun:
+    """Collect every target (at most `target_concurrency` at once, each with
+    `concurrency` requests in flight), then judge all facts with the catalog."""
+    started = utcnow()
+    env = environment or config.environment
+    rules = catalog()
+    options = CollectOptions(
+        concurrency=concurrency,
+        trusted_keys=tuple(str(k) for k in config.trusted_keys),
+        progress=progress,
+    )
+
+    def collect_one(target: Any) -> TargetFacts:
+        facts = _collect_safely(target, options)
+        if on_target_done is not None:
+            on_target_done(target.name)
+        return facts
+
+    workers = max(1, min(target_concurrency, len(config.targets)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect") as pool:
+        collected = list(pool.map(collect_one, config.targets))
+
+    findings: list[Finding] = []
+    summaries: list[TargetSummary] = []
+    for target, facts in zip(config.targets, collected, strict=True):
+        ctx = _context_for(config, target, env, (pull_history or {}).get(target.name, {}))
+        target_findings = judge(facts, ctx, rules)
+        findings.extend(target_findings)
+        summaries.append(_summarize(facts, target_findings))
+
+    result = AuditResult(
+        tool="regguard",
+        version=__version__,
+        started_at=started,
+        finished_at=utcnow(),
+        environment=env,
+        frameworks=tuple(config.frameworks),
+        targets=tuple(summaries),
+        findings=tuple(sorted(findings, key=finding_sort_key)),
+    )
+    return AuditRun(result, {t.name: f for t, f in zip(config.targets, collected, strict=True)})
+
+
+def _collect_safely(target: Any, options: CollectOptions) -> TargetFacts:
+    """A collector must never raise; if it does anyway, its target becomes one
+    `error` fact so every rule for it reports error with the reason."""
+    started = utcnow()
+    try:
+        facts = collector_for(target.kind)(target, options)
+    except Exception as exc:  # noqa: BLE001 - fail closed on anything
+        detail = f"collector failed: {type(exc).__name__}: {exc}"
+        facts = TargetFacts(
+            target=target.name,
+            kind=target.kind,
+            facts={COLLECTOR_CRASH: Fact.error(detail, source=f"collect {target.kind}")},
+            started_at=started,
+            finished_at=utcnow(),
+        )
+    return facts
+
+
+def _context_for(
+    config: AuditConfig, target: Any, env: str, pull_history: Mapping[str, Mapping[str, int]]
+) -> RuleContext:
+    t = config.thresholds
+    return RuleContext(
+        environment=target.environment or env,
+        use_cases=tuple(config.use_cases),
+        frameworks=tuple(config.frameworks),
+        thresholds=Thresholds(
+            cert_min_days=t.cert_min_days,
+            credential_max_age_days=t.credential_max_age_days,
+            max_vuln_severity=t.max_vuln_severity,
+            pull_spike_factor=t.pull_spike_factor,
+        ),
+        production_patterns=tuple(config.production_patterns),
+        allowed_registries=tuple(config.allowed_registries),
+        allowed_namespaces=tuple(config.allowed_namespaces),
+        trusted_keys=tuple(str(k) for k in config.trusted_keys),
+        target_name=target.name,
+        target_kind=target.kind,
+        pull_history=pull_history,
+    )
+
+
+def judge(facts: TargetFacts, ctx: RuleContext, rules: Mapping[str, Rule]) -> list[Finding]:
+    """Apply every rule that covers this target's kind. Pure: no I/O."""
+    view = FactView(facts)
+    crash = facts.facts.get(COLLECTOR_CRASH)
+    findings: list[Finding] = []
+    for rule in rules.values():
+        if facts.kind not in rule.meta.kinds:
+            continue
+        if crash is not None:
+            verdicts: Sequence[Verdict] = [
+                Verdict(Status.ERROR, facts.target, crash.detail or "collector failed")
+            ]
+        else:
+            verdicts = _apply(rule, ctx, view)
+        findings.extend(_finding(rule, facts, v) for v in verdicts)
+    return findings
+
+
+def _apply(rule: Rule, ctx: RuleContext, view: FactView) -> Sequence[Verdict]:
+    """Run one rule, converting the FactView's refusals into verdicts."""
+    target = view.target.target
+    kind = view.kind
+    try:
+        verdicts = list(rule.func(ctx, view))
+    except FactUnavailable as exc:
+        return [
+            _fact_verdict(Status.ERROR, target, f"could not be judged: {exc}", exc.fact, exc.name)
+        ]
+    except FactUnsupported as exc:
+        if _required(rule, ctx):
+            return [
+                _fact_verdict(Status.FAIL, target, f"not supported by {kind}", exc.fact, exc.name)
+            ]
+        return [
+            _fact_verdict(
+                Status.NOT_APPLICABLE,
+                target,
+                f"not supported by {kind}; not required in {ctx.environment}",
+                exc.fact,
+                exc.name,
+            )
+        ]
+    except FactManaged as exc:
+        return [_fact_verdict(Status.NOT_APPLICABLE, target, str(exc), exc.fact, exc.name)]
+    except FactNotObservable as exc:
+        return [_fact_verdict(Status.MANUAL, target, f"check by hand: {exc}", exc.fact, exc.name)]
+    except Exception as exc:  # noqa: BLE001 - a crashing rule must not look like a pass
+        return [Verdict(Status.ERROR, target, f"rule failed: {type(exc).__name__}: {exc}")]
+    if not verdicts:
+        return [Verdict(Status.NOT_APPLICABLE, target, "nothing in scope for this rule")]
+    return verdicts
+
+
+def _required(rule: Rule, ctx: RuleContext) -> bool:
+    """A rule is required unless it is production-only and nothing here is prod."""
+    return not rule.meta.prod_only or ctx.is_prod_environment or bool(ctx.production_patterns)
+
+
+def _fact_verdict(
+    status: Status, resource: str, message: str, fact: Fact[Any] | None, name: str
+) -> Verdict:
+    evidence: dict[str, Any] = {"fact": name}
+    if fact is not None:
+        evidence.update(
+            state=fact.state.value,
+            source=fact.source,
+            observed_at=fact.observed_at.isoformat(),
+        )
+        if fact.detail:
+            evidence["detail"] = fact.detail
+    else:
+        evidence["state"] = "not collected"
+    return Verdict(status, resource, message, evidence)
+
+
+def _finding(rule: Rule, facts: TargetFacts, verdict: Verdict) -> Finding:
+    from audits.controls import controls_for
+
+    meta = rule.meta
+    return Finding(
+        rule=meta.id,
+        title=meta.title,
+        status=verdict.status,
+        severity=verdict.severity or meta.severity,
+        target=facts.target,
+        kind=facts.kind,
+        resource=verdict.resource,
+        message=verdict.message,
+        controls=controls_for(meta),
+        evidence=dict(verdict.evidence),
+        remediation=meta.remediation.as_text() if verdict.status is Status.FAIL else "",
+    )
+
+
+def _summarize(facts: TargetFacts, findings: Sequence[Finding]) -> TargetSummary:
+    errors = tuple(
+        f"{name}: {fact.detail}"
+        for name, fact in facts.facts.items()
+        if fact.state is FactState.ERROR
+    ) + tuple(
+        f"{f.rule} {f.resource}: {f.message}"
+        for f in findings
+        if f.status is Status.ERROR and f.evidence.get("state") != FactState.ERROR.value
+    )
+    return TargetSummary(
+        name=facts.target,
+        kind=facts.kind,
+        complete=not errors,
+        errors=errors,
+        requests=facts.requests,
+        duration_s=round((facts.finished_at - facts.started_at).total_seconds(), 3),
+    )
+
+
+def finding_sort_key(f: Finding) -> tuple[int, int, str, str, str]:
+    status_rank = {
+        Status.FAIL: 0,
+        Status.ERROR: 1,
+        Status.MANUAL: 2,
+        Status.PASS: 3,
+        Status.NOT_APPLICABLE: 4,
+    }
+    return (status_rank[f.status], -f.severity.rank, f.rule, f.target, f.resource)
+
+
+def exit_code(result: AuditResult, fail_on: Severity) -> int:
+    """0 clean, 1 failing at/above `fail_on`, 3 incomplete (errors win: an
+    audit that could not see everything cannot vouch for anything)."""
+    if not result.complete or any(f.status is Status.ERROR for f in result.findings):
+        return 3
+    if any(f.status is Status.FAIL and f.severity.rank >= fail_on.rank for f in result.findings):
+        return 1
+    return 0
+
+
+def with_environment(config: AuditConfig, environment: str | None) -> AuditConfig:
+    return config if environment is None else config.model_copy(update={"environment": environment})
+
+
+__all__ = ["AuditRun", "run_audit", "judge", "exit_code", "finding_sort_key", "with_environment"]
