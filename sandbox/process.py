@@ -1,0 +1,101 @@
+"""Process helpers for servers that may outlive the Python process that started them.
+
+`sandbox up` starts registries in their own sessions and exits; `sandbox down`
+runs later, in another process, with nothing but recorded pids. A bare pid can be
+reused by an unrelated process, so each record also carries the process's start
+time (from /proc) and nothing is signalled unless both still match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """The start time of `pid` in clock ticks since boot, or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces; the fields after it do not.
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[19])
+
+
+def _state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if `pid` is our own child, so it stops being a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def is_alive(pid: int, start_ticks: int | None = None) -> bool:
+    """True when `pid` runs (not a zombie) and, if given, started at `start_ticks`."""
+    _reap(pid)
+    state = _state(pid)
+    if state is None or state in ("Z", "X"):
+        return False
+    return start_ticks is None or process_start_ticks(pid) == start_ticks
+
+
+def _signal(pid: int, sig: int, *, group: bool) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if group and os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
+
+def terminate_pid(
+    pid: int, start_ticks: int | None = None, *, group: bool = True, timeout: float = 5.0
+) -> bool:
+    """SIGTERM `pid` (and its process group if it leads one), SIGKILL after `timeout`.
+
+    Returns True if it was running and is now gone, False if it was not ours to
+    stop (already dead, or the pid now belongs to another process).
+    """
+    if not is_alive(pid, start_ticks):
+        return False
+    _signal(pid, signal.SIGTERM, group=group)
+    if _wait_gone(pid, timeout):
+        return True
+    _signal(pid, signal.SIGKILL, group=group)
+    return _wait_gone(pid, timeout)
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_alive(pid):
+            return True
+        time.sleep(0.02)
+    return not is_alive(pid)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS reports free right now (another process may still take it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
