@@ -8,6 +8,7 @@ supported by <kind>" where the rule is required for the environment.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ def run_audit(
     )
 
     def collect_one(target: Any) -> TargetFacts:
-        facts = _collect_safely(target, options)
+        facts = _collect_safely(target, _options_for(target.name, options))
         if on_target_done is not None:
             on_target_done(target.name)
         return facts
@@ -101,6 +102,18 @@ def run_audit(
         findings=tuple(sorted(findings, key=finding_sort_key)),
     )
     return AuditRun(result, {t.name: f for t, f in zip(config.targets, collected, strict=True)})
+
+
+def _options_for(target_name: str, options: CollectOptions) -> CollectOptions:
+    """Per-target options whose progress lines say which target they are about."""
+    report = options.progress
+    if report is None:
+        return options
+
+    def prefixed(what: str, done: int, total: int | None) -> None:
+        report(f"{target_name}: {what}", done, total)
+
+    return dataclasses.replace(options, progress=prefixed)
 
 
 def _collect_safely(target: Any, options: CollectOptions) -> TargetFacts:

@@ -1,0 +1,360 @@
+"""`regguard` command line (the contract in DESIGN.md).
+
+Imports of anything heavy (SDKs, Jinja2, rich) happen inside the command
+functions so `regguard --help` stays fast. Usage and config errors print one
+line to stderr and exit 2; they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from audits import __version__
+
+if TYPE_CHECKING:
+    from audits.config import AuditConfig
+    from audits.engine import AuditRun
+    from audits.model import Severity
+
+EXIT_OK, EXIT_FAILING, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+ALL_FORMATS = ("html", "md", "json", "sarif", "junit", "oscal")
+DEFAULT_FORMATS = "html,md,json,sarif,junit"
+DEFAULT_SANDBOX_DIR = Path(".regguard/sandbox")
+
+
+class UsageError(Exception):
+    """Bad command-line input: one line, exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="regguard",
+        description="Audit container registries against one rule catalog; provision them with Pulumi.",
+    )
+    parser.add_argument("--version", action="version", version=f"regguard {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="start the local estate, audit it, write every report")
+    demo.add_argument("--output", type=Path, default=Path("regguard-report"))
+    demo.add_argument("--workdir", type=Path, default=None, help="where the estate keeps its files")
+
+    sandbox = sub.add_parser("sandbox", help="the local estate of real registries alone")
+    sandbox.add_argument("action", choices=("up", "down", "status"))
+    sandbox.add_argument("--workdir", type=Path, default=DEFAULT_SANDBOX_DIR)
+
+    audit = sub.add_parser("audit", help="audit the targets of a regguard.yaml")
+    audit.add_argument("-c", "--config", type=Path, required=True)
+    audit.add_argument("--env", dest="environment", default=None, help="override the environment")
+    audit.add_argument(
+        "--format",
+        dest="formats",
+        default=DEFAULT_FORMATS,
+        help=f"comma list of {','.join(ALL_FORMATS)}",
+    )
+    audit.add_argument("--output", type=Path, default=Path("regguard-report"))
+    audit.add_argument(
+        "--fail-on", default="high", help="lowest severity that fails the run (default high)"
+    )
+    audit.add_argument(
+        "--evidence", action="store_true", help="also write the evidence bundle (zip)"
+    )
+    audit.add_argument("--concurrency", type=int, default=16, help="requests in flight per target")
+
+    rules = sub.add_parser("rules", help="print the rule catalog")
+    rules.add_argument("--format", dest="fmt", choices=("md", "json"), default="md")
+
+    recommend = sub.add_parser("recommend", help="the registry decision matrix")
+    recommend.add_argument(
+        "--use-case",
+        dest="use_cases",
+        action="append",
+        required=True,
+        help="a use case (repeat or comma-separate); `--use-case list` shows them",
+    )
+
+    lint = sub.add_parser(
+        "lint-refs", help="image references: latest, unpinned, insecure, non-official"
+    )
+    lint.add_argument("paths", nargs="+", type=Path)
+    lint.add_argument("--env", dest="environment", default="prod")
+    lint.add_argument("--format", dest="fmt", choices=("text", "json", "sarif"), default="text")
+    lint.add_argument("--allow-registry", action="append", default=[])
+    lint.add_argument("--allow-namespace", action="append", default=[])
+    lint.add_argument("--fail-on", default="medium")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    _exit_cleanly_on_sigterm()
+    handlers = {
+        "demo": cmd_demo,
+        "sandbox": cmd_sandbox,
+        "audit": cmd_audit,
+        "rules": cmd_rules,
+        "recommend": cmd_recommend,
+        "lint-refs": cmd_lint_refs,
+    }
+    from audits.config import ConfigError
+
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, UsageError) as exc:
+        print(f"regguard: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("regguard: interrupted", file=sys.stderr)
+        return 130
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so `finally` blocks stop sandbox processes."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+# --------------------------------------------------------------------------
+# audit
+# --------------------------------------------------------------------------
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from audits.config import load_config
+    from audits.engine import exit_code
+
+    formats = _parse_formats(args.formats)
+    fail_on = _parse_severity(args.fail_on)
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    config = load_config(args.config)
+    run = audit_and_report(
+        config,
+        config_dir=args.config.resolve().parent,
+        environment=args.environment,
+        formats=formats,
+        output=args.output,
+        evidence=args.evidence,
+        concurrency=args.concurrency,
+    )
+    return exit_code(run.result, fail_on)
+
+
+def audit_and_report(
+    config: AuditConfig,
+    *,
+    config_dir: Path,
+    environment: str | None,
+    formats: Sequence[str],
+    output: Path,
+    evidence: bool,
+    concurrency: int = 16,
+) -> AuditRun:
+    """Run the audit with progress, keep history, write reports, print the summary."""
+    from audits.engine import run_audit
+    from audits.history import HistoryStore
+    from audits.progress import terminal_progress
+    from audits.rules.registry import catalog
+    from reports import write_evidence_bundle, write_reports
+
+    history = HistoryStore(config.history_dir or (config_dir / ".regguard" / "history"))
+    with terminal_progress() as progress:
+        run = run_audit(
+            config,
+            environment=environment,
+            concurrency=concurrency,
+            progress=progress,
+            pull_history=history.pull_baseline(),
+        )
+    history.record(run.result, run.facts)
+    output.mkdir(parents=True, exist_ok=True)
+    rules = catalog()
+    paths = write_reports(run.result, rules, formats, output)
+    if evidence:
+        paths.append(write_evidence_bundle(run.result, rules, output, _facts_for_bundle(run)))
+    from audits.summary import print_summary
+
+    print_summary(run.result, paths)
+    return run
+
+
+def _facts_for_bundle(run: AuditRun) -> dict[str, dict[str, Any]]:
+    """Facts as plain data for the evidence bundle (dataclasses -> dicts)."""
+    from audits.serialize import facts_to_data
+
+    return {name: facts_to_data(tf) for name, tf in run.facts.items()}
+
+
+def _parse_formats(text: str) -> list[str]:
+    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
+    aliases = {"markdown": "md", "xml": "junit"}
+    formats = [aliases.get(f, f) for f in formats]
+    unknown = [f for f in formats if f not in ALL_FORMATS]
+    if unknown or not formats:
+        raise UsageError(
+            f"--format: unknown format {unknown[0] if unknown else '(none)'!r}; expected a comma list of {','.join(ALL_FORMATS)}"
+        )
+    return list(dict.fromkeys(formats))
+
+
+def _parse_severity(text: str) -> Severity:
+    from audits.model import Severity
+
+    try:
+        return Severity.parse(text)
+    except ValueError as exc:
+        raise UsageError(f"--fail-on: {exc}") from None
+
+
+# --------------------------------------------------------------------------
+# rules, recommend
+# --------------------------------------------------------------------------
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from audits.catalog_doc import catalog_json, catalog_markdown
+
+    print(catalog_json() if args.fmt == "json" else catalog_markdown())
+    return EXIT_OK
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from audits.matrix import USE_CASES, recommend
+
+    use_cases = [u.strip() for arg in args.use_cases for u in arg.split(",") if u.strip()]
+    if use_cases == ["list"]:
+        for key, case in sorted(USE_CASES.items()):
+            print(f"{key:28} {case.description}")
+        return EXIT_OK
+    try:
+        ranking = recommend(use_cases)
+    except ValueError as exc:
+        raise UsageError(f"--use-case: {exc}") from None
+    from audits.summary import print_recommendations
+
+    print_recommendations(use_cases, ranking)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------
+# lint-refs
+# --------------------------------------------------------------------------
+
+
+def cmd_lint_refs(args: argparse.Namespace) -> int:
+    from audits.config import parse_config
+    from audits.engine import exit_code, run_audit
+    from audits.rules.registry import catalog
+    from audits.summary import print_lint_findings
+
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        raise UsageError(f"lint-refs: no such file or directory: {missing[0]}")
+    raw = {
+        "environment": args.environment,
+        "allowed_registries": args.allow_registry,
+        "allowed_namespaces": args.allow_namespace,
+        "targets": [
+            {"name": "refs", "kind": "image-refs", "paths": [str(p.resolve()) for p in args.paths]}
+        ],
+    }
+    config = parse_config(raw, Path("(command line)"))
+    run = run_audit(config)
+    if args.fmt == "json":
+        from reports import get_reporter
+
+        print(get_reporter("json").render(run.result, catalog()))
+    elif args.fmt == "sarif":
+        from reports import get_reporter
+
+        print(get_reporter("sarif").render(run.result, catalog()))
+    else:
+        print_lint_findings(run.result)
+    return exit_code(run.result, _parse_severity(args.fail_on))
+
+
+# --------------------------------------------------------------------------
+# sandbox and demo
+# --------------------------------------------------------------------------
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from sandbox.state import sandbox_down, sandbox_status, sandbox_up
+
+    workdir: Path = args.workdir
+    if args.action == "up":
+        estate = sandbox_up(workdir)
+        config_path = workdir / "regguard.yaml"
+        _write_yaml(config_path, estate.audit_config())
+        print(f"sandbox is up; audit config: {config_path}")
+        print(f"secrets for it: `set -a; . {workdir / 'secrets.env'}; set +a`")
+        print(config_path.read_text(encoding="utf-8"))
+        return EXIT_OK
+    if args.action == "down":
+        stopped = sandbox_down(workdir)
+        print(f"sandbox is down ({len(stopped)} process(es) stopped)")
+        return EXIT_OK
+    status = sandbox_status(workdir)
+    import json
+
+    print(json.dumps(status, indent=2, default=str))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start the estate, audit it, write every report, stop the estate —
+    also on Ctrl-C or error. Exit 0 when it ran to the end."""
+    import tempfile
+
+    from sandbox.estate import start_estate
+
+    from audits.config import parse_config
+
+    output: Path = args.output
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="regguard-demo-"))
+    print(f"starting the local estate in {workdir} ...", file=sys.stderr)
+    estate = start_estate(workdir)
+    try:
+        os.environ.update(estate.env)
+        raw = estate.audit_config()
+        config_path = output / "regguard.yaml"
+        output.mkdir(parents=True, exist_ok=True)
+        _write_yaml(config_path, raw)
+        config = parse_config(raw, config_path)
+        audit_and_report(
+            config,
+            config_dir=output,
+            environment=None,
+            formats=list(ALL_FORMATS),
+            output=output,
+            evidence=True,
+        )
+    finally:
+        estate.stop()
+        for key in estate.env:
+            os.environ.pop(key, None)
+    print("demo finished; the estate is stopped.", file=sys.stderr)
+    return EXIT_OK
+
+
+def _write_yaml(path: Path, data: Any) -> None:
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Progress on a terminal (rich), silence otherwise.
+
+Collectors report `(what, done, total)`; one progress bar per `what` (the
+engine prefixes the target name). When stderr is not a TTY — CI, pipes — the
+callback is None and nothing is printed.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from audits.collectors.base import ProgressCallback
+
+
+@contextmanager
+def terminal_progress(force: bool = False) -> Iterator[ProgressCallback | None]:
+    if not (force or sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    lock = threading.Lock()
+    tasks: dict[str, int] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+
+        def update(what: str, done: int, total: int | None) -> None:
+            with lock:
+                if what not in tasks:
+                    tasks[what] = progress.add_task(what, total=total)
+                progress.update(tasks[what], completed=done, total=total)
+
+        yield update

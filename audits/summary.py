@@ -1,0 +1,85 @@
+"""What the terminal shows after an audit: a summary table and the paths
+written. Formatting only; counts come from the result."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from audits.model import AuditResult, Status
+
+_STATUS_COLUMNS = (Status.PASS, Status.FAIL, Status.ERROR, Status.MANUAL, Status.NOT_APPLICABLE)
+_STATUS_STYLE = {
+    Status.PASS: "green",
+    Status.FAIL: "red",
+    Status.ERROR: "magenta",
+    Status.MANUAL: "yellow",
+}
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def print_summary(result: AuditResult, paths: Sequence[Path]) -> None:
+    from rich.table import Table
+
+    console = _console()
+    table = Table(title=f"regguard audit — environment {result.environment}")
+    table.add_column("target")
+    table.add_column("kind")
+    for status in _STATUS_COLUMNS:
+        table.add_column(status.value, justify="right", style=_STATUS_STYLE.get(status, ""))
+    table.add_column("failing rules")
+    for target in result.targets:
+        mine = [f for f in result.findings if f.target == target.name]
+        counts = Counter(f.status for f in mine)
+        failing = sorted({f.rule for f in mine if f.status is Status.FAIL})
+        table.add_row(
+            target.name,
+            target.kind,
+            *(str(counts.get(s, 0)) for s in _STATUS_COLUMNS),
+            ", ".join(failing) or "-",
+        )
+    console.print(table)
+    totals = result.summary()
+    console.print("total: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
+    incomplete = [t for t in result.targets if not t.complete]
+    for t in incomplete:
+        console.print(f"[magenta]incomplete[/]: {t.name}: {t.errors[0] if t.errors else 'errors'}")
+    for path in paths:
+        console.print(f"wrote {path}")
+
+
+def print_recommendations(use_cases: Sequence[str], ranking: Sequence[Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="registry decision matrix: " + ", ".join(use_cases))
+    table.add_column("rank", justify="right")
+    table.add_column("kind")
+    table.add_column("fits")
+    table.add_column("why")
+    for i, rec in enumerate(ranking, 1):
+        table.add_row(
+            str(i),
+            rec.kind,
+            f"{len(rec.satisfied)}/{len(use_cases)}",
+            "; ".join(rec.reasons),
+        )
+    _console().print(table)
+
+
+def print_lint_findings(result: AuditResult) -> None:
+    console = _console()
+    problems = [f for f in result.findings if f.status in (Status.FAIL, Status.ERROR)]
+    for f in problems:
+        where = f.evidence.get("file")
+        line = f.evidence.get("line")
+        loc = f"{where}:{line}" if where and line else f.resource
+        console.print(f"{loc}: [{f.severity.value}] {f.rule} {f.message}", markup=False)
+    counts = result.summary()
+    console.print(f"{counts['fail']} failing, {counts['error']} errors, {counts['pass']} passing")
