@@ -1,0 +1,58 @@
+# regguard: `make demo` (the main job) and `make test` (every test). Both install
+# what they need: the locked Python environment (.venv, via uv) and the Debian
+# packages docker-registry and skopeo.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV     := $(shell command -v uv 2>/dev/null)
+STAMP  := $(VENV)/.synced
+
+.PHONY: demo test test-unit test-integration lint bench deps system-deps clean
+
+demo: deps
+	$(BIN)/regguard demo --output regguard-report
+
+test: deps
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-unit: deps
+	$(BIN)/pytest -q -m "not integration"
+
+test-integration: deps
+	$(BIN)/pytest -q -m integration
+
+lint: deps
+	$(BIN)/ruff check audits reports components policy sandbox tests bench
+	$(BIN)/mypy
+
+bench: deps
+	$(BIN)/python bench/distribution_scale.py
+	$(BIN)/python bench/ecr_scale.py
+
+deps: system-deps $(STAMP)
+
+$(STAMP): pyproject.toml uv.lock
+	@if [ -n "$(UV)" ]; then uv="$(UV)"; else \
+	  $(PYTHON) -m uv --version >/dev/null 2>&1 || { echo "installing uv (Python package manager) with pip"; \
+	    $(PYTHON) -m pip install --quiet --disable-pip-version-check uv; }; \
+	  uv="$(PYTHON) -m uv"; fi; \
+	$$uv sync --all-extras --frozen --quiet
+	@touch $(STAMP)
+
+system-deps:
+	@missing=""; \
+	command -v docker-registry >/dev/null 2>&1 || missing="$$missing docker-registry"; \
+	command -v skopeo >/dev/null 2>&1 || missing="$$missing skopeo"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "regguard needs the Debian packages$$missing: run 'sudo apt-get install -y$$missing' and retry" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+clean:
+	rm -rf $(VENV) regguard-report .regguard .pytest_cache .mypy_cache .ruff_cache
