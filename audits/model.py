@@ -345,23 +345,30 @@ class DockerClientConfigFacts:
 
 @dataclass(frozen=True)
 class ImageReference:
-    """One image reference parsed exactly as the Docker reference grammar says."""
+    """One image reference parsed exactly as the Docker reference grammar says.
+
+    A reference that does not parse (bad syntax, or a `${VAR}` with no value
+    in the file) is kept with `error` set and `registry`/`repository` empty,
+    so a rule reports it as `error` at its file:line instead of it vanishing.
+    """
 
     raw: str
     file: str
     line: int
-    registry: str  # "docker.io" when implicit
-    repository: str  # full path below the registry, e.g. "library/nginx"
+    registry: str  # "docker.io" when implicit; "" when error is set
+    repository: str  # full path below the registry, e.g. "library/nginx"; "" when error is set
     tag: str | None
     digest: str | None
     explicit_scheme: str | None = None  # "http" / "https" if the text had one
     context: str = ""  # "dockerfile", "kubernetes", "compose", "pulumi"
+    error: str | None = None  # why `raw` is not a usable reference
 
 
 @dataclass(frozen=True)
 class ImageReferencesFacts:
     references: tuple[ImageReference, ...]
     files_scanned: int
+    unreadable: tuple[str, ...] = ()  # "path: reason" for candidate files that could not be read/parsed
 
 
 # --------------------------------------------------------------------------
