@@ -195,7 +195,9 @@ class EcrRegistryArgs:
         if self.account_id is not None and not _ACCOUNT_RE.match(self.account_id):
             raise ValueError("account_id: expected a 12-digit account id")
         if self.region in self.baseline.replicate_to:
-            raise ValueError(f"replicate_to: {self.region} is the registry's own region")
+            raise ValueError(
+                f"baseline.replicate_to: {self.region} is the registry's own region"
+            )
         prefixes = [c.ecr_repository_prefix for c in self.pull_through_caches]
         if len(set(prefixes)) != len(prefixes):
             raise ValueError("pull_through_caches: a prefix is used twice")
@@ -307,8 +309,8 @@ class EcrRepositoryArgs:
     def __post_init__(self) -> None:
         if not (2 <= len(self.name) <= 256) or not _REPO_NAME_RE.match(self.name):
             raise ValueError(f"name: {self.name!r} is not a valid ECR repository name")
-        _check_principals("pull_principals", self.pull_principals, allow_star=self.baseline.public)
-        _check_principals("push_principals", self.push_principals, allow_star=False)
+        check_principals("pull_principals", self.pull_principals, allow_star=self.baseline.public)
+        check_principals("push_principals", self.push_principals, allow_star=False)
         if self.kms_key_arn is not None and not self.baseline.customer_managed_key:
             raise ValueError("kms_key_arn: given, but baseline.customer_managed_key is false")
         for key in self.tags:
@@ -322,7 +324,9 @@ class EcrRepositoryArgs:
         return ("*",) if "*" in self.pull_principals else self.pull_principals
 
 
-def _check_principals(key: str, principals: Sequence[str], *, allow_star: bool) -> None:
+def check_principals(key: str, principals: Sequence[str], *, allow_star: bool) -> None:
+    """Raise ValueError `key[i]: problem` for anything but an IAM role, user or
+    account-root ARN; `*` only where `allow_star` (public pull)."""
     if isinstance(principals, str):
         raise ValueError(f"{key}: expected a list of IAM principal ARNs")
     for i, principal in enumerate(principals):
