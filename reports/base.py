@@ -1,0 +1,280 @@
+"""The reporter seam and what every format shares.
+
+A reporter turns one `AuditResult` into one text document; it never judges.
+Each format is one module implementing `Reporter`, so a new format is one new
+file plus one line in `reports/__init__.py`.
+
+Every reporter reads findings through `prepare_findings`, which sorts them
+deterministically and runs `redact` over evidence, messages and resource
+names. Collectors and rules are already told never to record a secret; the
+redaction here is a second, independent line of defence so a slip upstream
+does not end up in an auditor's evidence folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from typing import Any, Protocol
+
+from audits.model import AuditResult, Finding, Severity, Status
+from audits.rules.registry import Rule
+
+REDACTED = "***REDACTED***"
+
+# The last word of a key that names a secret ("registry_password", "auth",
+# "access-token"); "password_env" or "token_expires_at" are not secrets.
+_SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "token",
+        "secret",
+        "authorization",
+        "auth",
+        "apikey",
+        "credential",
+        "credentials",
+        "cookie",
+    }
+)
+# "<word>_key" is a secret for these words ("secret_access_key", "api-key").
+_SECRET_KEY_PREFIXES = frozenset({"api", "access", "private", "secret", "signing"})
+
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:]*):[^/@\s]*@")
+_AUTH_HEADER_VALUE = re.compile(
+    r"\b(?P<scheme>Bearer|Basic)\s+[A-Za-z0-9._~+/-]{8,}=*(?![\w=.~+/-])", re.IGNORECASE
+)
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+STATUS_ORDER: tuple[Status, ...] = (
+    Status.FAIL,
+    Status.ERROR,
+    Status.MANUAL,
+    Status.PASS,
+    Status.NOT_APPLICABLE,
+)
+SEVERITY_ORDER: tuple[Severity, ...] = tuple(sorted(Severity, key=lambda s: -s.rank))
+
+
+class Reporter(Protocol):
+    """One output format: `render` returns the whole document as text."""
+
+    format: str
+    filename: str
+
+    def render(self, result: AuditResult, rules: Mapping[str, Rule]) -> str: ...
+
+
+# --------------------------------------------------------------------------
+# Redaction
+# --------------------------------------------------------------------------
+
+
+def _key_words(key: str) -> list[str]:
+    spaced = _CAMEL_BOUNDARY.sub("_", key)
+    return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether an evidence key names a secret (judged on its last word, so
+    `password` and `registryAuth` are secrets, `password_env` is not)."""
+    words = _key_words(key)
+    if not words:
+        return False
+    last = words[-1]
+    if last in _SECRET_WORDS:
+        return True
+    return last == "key" and len(words) > 1 and words[-2] in _SECRET_KEY_PREFIXES
+
+
+def redact_text(text: str) -> str:
+    """Mask credentials inside free text: `user:pass@` in URLs and the value
+    of `Bearer`/`Basic` authorization headers."""
+    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)
+    return _AUTH_HEADER_VALUE.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON data from facts as collectors build them: frozen
+    dataclasses become dicts, enums their value, datetimes RFC 3339."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value)
+    if isinstance(value, datetime):
+        return isoformat(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        return [to_jsonable(v) for v in sorted(value, key=repr)]
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def redact(value: Any) -> Any:
+    """A copy of `value` with secrets masked, recursing into mappings and
+    sequences; a key that names a secret has its whole value replaced."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): (REDACTED if is_secret_key(str(k)) and v not in (None, "") else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [redact(v) for v in items]
+    return value
+
+
+def redact_finding(finding: Finding) -> Finding:
+    """The finding with evidence, message, resource and remediation redacted."""
+    return dataclasses.replace(
+        finding,
+        resource=redact_text(finding.resource),
+        message=redact_text(finding.message),
+        remediation=redact_text(finding.remediation),
+        evidence=redact(finding.evidence),
+    )
+
+
+# --------------------------------------------------------------------------
+# Ordering and shared lookups
+# --------------------------------------------------------------------------
+
+
+def finding_sort_key(finding: Finding) -> tuple[int, str, str, str, str, str]:
+    """Worst severity first, then rule, target, resource (then status and
+    message so two findings on one resource still order stably)."""
+    return (
+        -finding.severity.rank,
+        finding.rule,
+        finding.target,
+        finding.resource,
+        finding.status.value,
+        finding.message,
+    )
+
+
+def prepare_findings(result: AuditResult) -> list[Finding]:
+    """All findings redacted and in the report order every format uses."""
+    return sorted((redact_finding(f) for f in result.findings), key=finding_sort_key)
+
+
+def status_rank(status: Status) -> int:
+    return STATUS_ORDER.index(status)
+
+
+def failing_first(findings: Iterable[Finding]) -> list[Finding]:
+    """Report order, but grouped by status with failures at the top (for
+    documents people read from the top)."""
+    return sorted(findings, key=lambda f: (status_rank(f.status), finding_sort_key(f)))
+
+
+def isoformat(moment: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`; naive datetimes are taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def pretty_json(value: Any) -> str:
+    """Stable, readable JSON for evidence blocks (non-JSON values as text)."""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def rule_title(finding: Finding, rules: Mapping[str, Rule]) -> str:
+    rule = rules.get(finding.rule)
+    return rule.meta.title if rule is not None else finding.title
+
+
+@cache
+def nist_catalog() -> dict[str, dict[str, str]]:
+    """NIST SP 800-53 rev5 entries by label ("IA-5(1)") from the copy shipped
+    in `audits/data` (id, label, title, family)."""
+    text = resources.files("audits").joinpath("data/nist-800-53-rev5-controls.json").read_text()
+    return {entry["label"]: entry for entry in json.loads(text)}
+
+
+_LABEL = re.compile(r"^(?P<family>[A-Za-z]{2})-(?P<base>\d+)(?:\((?P<enh>\d+)\))?$")
+
+
+def nist_control_id(label: str) -> str:
+    """OSCAL control id for a catalog label: "IA-5(1)" -> "ia-5.1"."""
+    entry = nist_catalog().get(label)
+    if entry is not None:
+        return entry["id"]
+    match = _LABEL.match(label.strip())
+    if match is None:
+        raise ValueError(f"not a NIST SP 800-53 control label: {label!r}")
+    base = f"{match['family'].lower()}-{match['base']}"
+    return f"{base}.{match['enh']}" if match["enh"] else base
+
+
+def nist_title(label: str) -> str:
+    entry = nist_catalog().get(label)
+    return entry["title"] if entry is not None else ""
+
+
+def fedramp_levels(label: str, findings: Sequence[Finding]) -> list[str]:
+    """FedRAMP baseline levels that include `label`, as the findings' own
+    control mappings state them (LOW, MODERATE, HIGH order)."""
+    order = {"low": 0, "moderate": 1, "high": 2}
+    levels = {
+        level
+        for f in findings
+        for level, labels in f.controls.fedramp.items()
+        if label in labels
+    }
+    return sorted(levels, key=lambda lv: (order.get(lv.lower(), 99), lv))
+
+
+def status_counts(findings: Iterable[Finding]) -> dict[str, int]:
+    counts = {s.value: 0 for s in STATUS_ORDER}
+    for f in findings:
+        counts[f.status.value] += 1
+    return counts
+
+
+def control_index(findings: Sequence[Finding]) -> dict[str, dict[str, list[Finding]]]:
+    """framework ("soc2", "nist_800_53") -> control label -> findings, sorted
+    by label; the evidence view auditors navigate by."""
+    index: dict[str, dict[str, list[Finding]]] = {"soc2": {}, "nist_800_53": {}}
+    for f in findings:
+        for label in f.controls.soc2:
+            index["soc2"].setdefault(label, []).append(f)
+        for label in f.controls.nist_800_53:
+            index["nist_800_53"].setdefault(label, []).append(f)
+    return {fw: dict(sorted(by_label.items(), key=lambda kv: _label_key(kv[0])))
+            for fw, by_label in index.items()}
+
+
+def _label_key(label: str) -> tuple[str, int, int, str]:
+    match = _LABEL.match(label)
+    if match is None:
+        soc2 = re.match(r"^([A-Za-z]+)(\d+)(?:\.(\d+))?", label)
+        if soc2 is None:
+            return (label, 0, 0, label)
+        return (soc2[1], int(soc2[2]), int(soc2[3] or 0), label)
+    return (match["family"].upper(), int(match["base"]), int(match["enh"] or 0), label)
+
+
+def control_state(findings: Iterable[Finding]) -> str:
+    """One word for a control's standing across its findings: any failure
+    wins, then errors, then manual checks; "pass" only when something passed
+    and nothing else is open."""
+    statuses = {f.status for f in findings}
+    for status in (Status.FAIL, Status.ERROR, Status.MANUAL, Status.PASS):
+        if status in statuses:
+            return str(status.value)
+    return str(Status.NOT_APPLICABLE.value)

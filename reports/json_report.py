@@ -1,0 +1,53 @@
+"""`report.json`: the machine-readable result in the shape DESIGN.md fixes.
+
+Other tools (CI gates, dashboards, the evidence bundle) read this file, so
+its keys and ordering are a contract: findings are ordered worst severity
+first, then rule, target and resource, and every key is always present.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from audits.model import AuditResult, TargetSummary
+from audits.rules.registry import Rule
+from reports.base import isoformat, prepare_findings, redact_text, status_counts
+
+
+def target_as_dict(target: TargetSummary) -> dict[str, Any]:
+    return {
+        "name": target.name,
+        "kind": target.kind,
+        "complete": target.complete,
+        "errors": [redact_text(e) for e in target.errors],
+        "requests": target.requests,
+        "duration_s": round(target.duration_s, 3),
+    }
+
+
+def report_dict(result: AuditResult) -> dict[str, Any]:
+    """The report as plain data (also embedded in the evidence bundle)."""
+    findings = prepare_findings(result)
+    return {
+        "tool": result.tool,
+        "version": result.version,
+        "started_at": isoformat(result.started_at),
+        "finished_at": isoformat(result.finished_at),
+        "environment": result.environment,
+        "targets": [target_as_dict(t) for t in result.targets],
+        "summary": {
+            key: status_counts(findings)[key]
+            for key in ("pass", "fail", "error", "not_applicable", "manual")
+        },
+        "findings": [f.as_dict() for f in findings],
+    }
+
+
+class JsonReporter:
+    format = "json"
+    filename = "report.json"
+
+    def render(self, result: AuditResult, rules: Mapping[str, Rule]) -> str:
+        return json.dumps(report_dict(result), indent=2, ensure_ascii=False, default=str) + "\n"
