@@ -8,6 +8,7 @@ evidence that (wrongly) carries secrets the reporters must redact.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -199,3 +200,7 @@ def oscal_validator() -> Any:
 def has_secret(text: str) -> bool:
     return LEAKED_PASSWORD in text or LEAKED_TOKEN in text or bool(
         re.search(r"admin:[^*@]+@", text))
+
+
+def dataclasses_replace(obj: Finding, **changes: Any) -> Finding:
+    return dataclasses.replace(obj, **changes)
