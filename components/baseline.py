@@ -104,16 +104,17 @@ class Baseline:
             raise BaselineError("environment", "expected a non-empty string")
         overrides = dict(overrides or {})
         coerced = _coerce_overrides(overrides)
+        if coerced.get("immutable_tags") is False:
+            # Mutable tags make the profile's exclusions moot; drop them
+            # instead of refusing the combination the user did not write.
+            coerced.setdefault("immutable_tag_exclusions", ())
+        baseline = replace(_PROFILES.get(env, _PROFILES["staging"]), **coerced)
         if env == PROD_ENVIRONMENT and "replicate_to" not in coerced:
             raise BaselineError(
                 "replicate_to",
                 "prod needs one or more regions to replicate to (set [] to opt out explicitly)",
             )
-        if coerced.get("immutable_tags") is False:
-            # Mutable tags make the profile's exclusions moot; drop them
-            # instead of refusing the combination the user did not write.
-            coerced.setdefault("immutable_tag_exclusions", ())
-        return replace(_PROFILES.get(env, _PROFILES["staging"]), **coerced)
+        return baseline
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(Baseline))
@@ -216,8 +217,6 @@ def _check_exclusions(exclusions: tuple[str, ...], immutable: bool) -> None:
                 "immutable_tag_exclusions",
                 f"{item!r} is not a tag filter (letters, digits, . _ - and * only)",
             )
-        if item.count("*") > 2:
-            raise BaselineError("immutable_tag_exclusions", f"{item!r} has more than 2 wildcards")
         if matches_release_tag(item):
             raise BaselineError(
                 "immutable_tag_exclusions",
