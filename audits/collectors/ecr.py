@@ -1,0 +1,1008 @@
+"""Collect facts about one AWS ECR private registry (one account, one region) with boto3.
+
+What is read, and from where (every call counted into `TargetFacts.requests`):
+
+* registry level, once: `DescribeRegistry` (replication; doubles as the reachability
+  check), `GetRegistryScanningConfiguration`, CloudTrail `DescribeTrails` +
+  `GetTrailStatus` (+ `GetEventSelectors` for trails with custom selectors), IAM
+  `GetAccountAuthorizationDetails` (paginated) + `ListAccessKeys` for users who can push;
+* `DescribeRepositories` (paginated, 1000 per page): tag mutability, encryption and
+  the legacy scan-on-push flag all come from here, so they cost nothing per repository;
+* per repository, in a bounded thread pool: `DescribeImages` (paginated, 1000 per page),
+  `GetLifecyclePolicy`, `GetRepositoryPolicy` — three calls for a repository with up to
+  1000 images.
+
+Judgement stays out: the collector records normalized settings (a mutability string
+becomes `ImmutabilitySetting(immutable=...)` with the raw value kept in `detail`) and
+the rules decide. Things ECR does not have or that AWS runs:
+
+* ADMIN_ACCOUNT is `ok(shared_admin_enabled=False)`: ECR has no registry admin user
+  at all; every identity is an IAM principal (IAM users with push rights are listed
+  under CREDENTIALS instead).
+* CONTENT_TRUST is `unsupported`: ECR does not refuse unsigned pushes; enforce
+  signatures at admission (e.g. a Kubernetes policy verifying cosign/Notation).
+* NETWORK_EXPOSURE is `managed`: the endpoint is AWS's; restricting it means VPC
+  endpoints and endpoint policies, which this collector does not inspect.
+* TLS / PLAIN_HTTP / ANONYMOUS_ACCESS / ENDPOINT are `managed` (AWS's HTTPS endpoint)
+  unless the target sets `probe_endpoint`, which is not implemented for ECR yet (the
+  probe needs an ECR auth token exchanged for registry credentials): those facts are
+  then errors saying so, never a silent pass.
+* PULL_COUNTS is `unsupported`: ECR reports only `lastRecordedPullTime`; daily
+  counts need CloudTrail data events queried elsewhere (Athena / CloudTrail Lake).
+
+A registry that cannot be reached at all (or no credentials) turns every fact into an
+error after one short reachability check instead of ten adaptive retries per call.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from audits.collectors.base import CollectOptions, RequestCounter
+from audits.config import EcrTarget
+from audits.model import (
+    ADMIN_ACCOUNT,
+    ANONYMOUS_ACCESS,
+    CONTENT_TRUST,
+    CREDENTIALS,
+    ENCRYPTION,
+    ENDPOINT,
+    LOGGING,
+    NETWORK_EXPOSURE,
+    PLAIN_HTTP,
+    PULL_COUNTS,
+    REPLICATION,
+    REPOSITORIES,
+    RETENTION,
+    SCANNING,
+    TAG_IMMUTABILITY,
+    TLS,
+    AdminAccountFacts,
+    CredentialFacts,
+    EncryptionFacts,
+    EncryptionSetting,
+    Fact,
+    ImmutabilitySetting,
+    LoggingFacts,
+    ReplicationFacts,
+    RepositoryFacts,
+    RetentionFacts,
+    ScanningFacts,
+    SignatureFacts,
+    TagFacts,
+    TagImmutabilityFacts,
+    TargetFacts,
+    VulnerabilityScan,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudtrail import CloudTrailClient
+    from mypy_boto3_ecr import ECRClient
+    from mypy_boto3_ecr.type_defs import ImageDetailTypeDef, RepositoryTypeDef
+    from mypy_boto3_iam import IAMClient
+
+T = TypeVar("T")
+
+KIND = "ecr"
+PAGE_SIZE = 1000  # the maximum DescribeRepositories / DescribeImages accept
+
+PUSH_ACTIONS = (
+    "ecr:PutImage",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+)
+PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+
+# Condition keys that narrow *who* (or from where) a statement applies to. A
+# condition on anything else (transport, time, user agent) leaves a `*` principal
+# as open as it was.
+_RESTRICTING_CONDITION_KEYS = frozenset(
+    {
+        "aws:principalorgid",
+        "aws:principalorgpaths",
+        "aws:principalaccount",
+        "aws:principalarn",
+        "aws:principaltype",
+        "aws:principalservicename",
+        "aws:principalisawsservice",
+        "aws:userid",
+        "aws:username",
+        "aws:sourceaccount",
+        "aws:sourcearn",
+        "aws:sourceorgid",
+        "aws:sourceorgpaths",
+        "aws:sourcevpc",
+        "aws:sourcevpce",
+        "aws:sourceip",
+        "aws:vpcsourceip",
+    }
+)
+_RESTRICTING_CONDITION_PREFIXES = ("aws:principaltag/",)
+
+# cosign stores signatures, attestations and SBOMs under tags derived from the
+# subject digest; they are artifacts, not release tags.
+_COSIGN_ARTIFACT_TAG = re.compile(r"^sha256-([0-9a-f]{64})\.(sig|att|sbom)$")
+_SIGNATURE_ARTIFACT_TYPES = {
+    "application/vnd.dev.cosign.artifact.sig.v1+json": "cosign",
+    "application/vnd.cncf.notary.signature": "notation",
+}
+
+_SCAN_STATUS = {
+    "COMPLETE": "complete",
+    "ACTIVE": "complete",  # enhanced (continuous) scanning with findings available
+    "IN_PROGRESS": "pending",
+    "PENDING": "pending",
+    "FAILED": "failed",
+    "FINDINGS_UNAVAILABLE": "failed",
+    "SCAN_ELIGIBILITY_EXPIRED": "failed",
+    "LIMIT_EXCEEDED": "failed",
+    "UNSUPPORTED_IMAGE": "unsupported",
+}
+_SEVERITY_NAMES = {"informational": "info"}
+
+_MANAGED_ENDPOINT = "AWS-managed HTTPS endpoint; set probe_endpoint: true to probe it"
+_AKIA = re.compile(r"\b(A[KS]IA|ASIA)[A-Z0-9]{12}([A-Z0-9]{4})\b")
+
+
+# --------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """The clients one collection uses. `probe` answers the reachability check
+    with few retries, so an unreachable endpoint fails in seconds, not minutes."""
+
+    ecr: ECRClient
+    iam: IAMClient
+    cloudtrail: CloudTrailClient
+    probe: ECRClient
+
+
+def collect(target: EcrTarget, options: CollectOptions) -> TargetFacts:
+    """Collect every ECR fact for `target`; never raises for AWS/network errors."""
+    started = utcnow()
+    counter = RequestCounter()
+    try:
+        clients = make_clients(target, options)
+    except (BotoCoreError, ValueError) as exc:
+        detail = f"cannot create AWS clients: {_describe(exc)}"
+        return _all_errors(target, detail, "boto3.Session", started, counter)
+    return collect_with_clients(target, options, clients, counter=counter, started=started)
+
+
+def make_clients(target: EcrTarget, options: CollectOptions) -> AwsClients:
+    """boto3 clients for the target's profile/region, pointed at `endpoint_url`
+    when set (moto / LocalStack). Created per collection, never at import."""
+    session = boto3.Session(profile_name=target.profile, region_name=target.region)
+    config = Config(
+        retries={"mode": "adaptive", "max_attempts": 10},
+        max_pool_connections=max(options.concurrency, 1),
+        connect_timeout=options.timeout,
+        read_timeout=options.timeout,
+    )
+    probe_config = Config(
+        retries={"mode": "standard", "max_attempts": 2},
+        connect_timeout=options.timeout,
+        read_timeout=options.timeout,
+    )
+    endpoint = target.endpoint_url
+    return AwsClients(
+        ecr=session.client("ecr", config=config, endpoint_url=endpoint),
+        iam=session.client("iam", config=config, endpoint_url=endpoint),
+        cloudtrail=session.client("cloudtrail", config=config, endpoint_url=endpoint),
+        probe=session.client("ecr", config=probe_config, endpoint_url=endpoint),
+    )
+
+
+def collect_with_clients(
+    target: EcrTarget,
+    options: CollectOptions,
+    clients: AwsClients,
+    *,
+    counter: RequestCounter | None = None,
+    started: datetime | None = None,
+) -> TargetFacts:
+    """The collection itself, on clients the caller built (tests attach botocore
+    Stubbers or event hooks to them)."""
+    started = started or utcnow()
+    counter = counter or RequestCounter()
+    for client, prefix in (
+        (clients.ecr, "ecr"),
+        (clients.iam, "iam"),
+        (clients.cloudtrail, "cloudtrail"),
+        (clients.probe, "ecr"),
+    ):
+        count_requests(client, prefix, counter)
+
+    registry = _attempt(lambda: clients.probe.describe_registry())
+    if isinstance(registry.error_exc, BotoCoreError):
+        detail = f"ECR endpoint unreachable: {registry.error}"
+        return _all_errors(target, detail, "ecr:DescribeRegistry", started, counter)
+
+    facts: dict[str, Fact[Any]] = {}
+    facts.update(_static_facts(target))
+    facts[REPLICATION] = _replication_fact(registry)
+
+    listed = _attempt(lambda: list_repositories(clients.ecr))
+    with ThreadPoolExecutor(max_workers=max(options.concurrency, 1)) as pool:
+        scanning_future = pool.submit(_attempt, lambda: clients.ecr.get_registry_scanning_configuration())
+        logging_future = pool.submit(_logging_fact, clients.cloudtrail, target.region)
+        credentials_future = pool.submit(_credentials_fact, clients.iam)
+        if listed.value is None:
+            error: Fact[Any] = Fact.error(listed.error or "no answer", source="ecr:DescribeRepositories")
+            for name in (REPOSITORIES, TAG_IMMUTABILITY, ENCRYPTION, RETENTION, SCANNING):
+                facts[name] = error
+        else:
+            repos = [r for r in listed.value if _selected(r.get("repositoryName", ""), target)]
+            details = _repository_details(pool, clients.ecr, repos, options)
+            facts.update(_repository_facts(target, repos, details))
+            facts[SCANNING] = _scanning_fact(scanning_future.result(), repos)
+        facts[LOGGING] = logging_future.result()
+        facts[CREDENTIALS] = credentials_future.result()
+
+    return TargetFacts(
+        target=target.name,
+        kind=KIND,
+        facts=facts,
+        started_at=started,
+        finished_at=utcnow(),
+        requests=counter.total,
+    )
+
+
+# --------------------------------------------------------------------------
+# Request counting and error capture
+# --------------------------------------------------------------------------
+
+
+def count_requests(client: Any, prefix: str, counter: RequestCounter) -> None:
+    """Count each API call (`before-call`) and each retry it needed (`after-call`
+    reads `RetryAttempts`) under `"<prefix>:<Operation>"`. Registered first so a
+    Stubber's short-circuit cannot hide a call."""
+
+    def before_call(model: Any, **_: Any) -> None:
+        counter.add(f"{prefix}:{model.name}")
+
+    def after_call(model: Any, parsed: Mapping[str, Any], **_: Any) -> None:
+        retries = int(parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0)
+        if retries:
+            counter.add(f"{prefix}:{model.name} (retry)", retries)
+
+    client.meta.events.register_first("before-call.*.*", before_call)
+    client.meta.events.register_first("after-call.*.*", after_call)
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """The value of one API interaction, or why there is none. `error_code` is
+    the AWS error code (`LifecyclePolicyNotFoundException`) when AWS answered."""
+
+    value: T | None = None
+    error: str | None = None
+    error_code: str | None = None
+    error_exc: BaseException | None = field(default=None, repr=False, compare=False)
+
+
+def _attempt(fn: Callable[[], T]) -> Outcome[T]:
+    try:
+        return Outcome(value=fn())
+    except ClientError as exc:
+        return Outcome(error=_describe(exc), error_code=_error_code(exc), error_exc=exc)
+    except BotoCoreError as exc:
+        return Outcome(error=_describe(exc), error_exc=exc)
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "") or "")
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason with any access key id masked (AWS messages can name one)."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        text = f"{err.get('Code', 'Error')}: {err.get('Message', '')}".rstrip(": ")
+    else:
+        text = str(exc) or type(exc).__name__
+    return _AKIA.sub(lambda m: mask_key_id(m.group(0)), text)
+
+
+def mask_key_id(key_id: str) -> str:
+    """`AKIAIOSFODNN7EXAMPLE` -> `AKIA…MPLE`: enough to find the key, useless to use it."""
+    return f"{key_id[:4]}…{key_id[-4:]}" if len(key_id) >= 8 else "…"
+
+
+# --------------------------------------------------------------------------
+# Facts that need no call
+# --------------------------------------------------------------------------
+
+ALL_FACTS = (
+    ENDPOINT,
+    TLS,
+    PLAIN_HTTP,
+    ANONYMOUS_ACCESS,
+    REPOSITORIES,
+    TAG_IMMUTABILITY,
+    SCANNING,
+    RETENTION,
+    LOGGING,
+    ENCRYPTION,
+    NETWORK_EXPOSURE,
+    REPLICATION,
+    CREDENTIALS,
+    ADMIN_ACCOUNT,
+    CONTENT_TRUST,
+    PULL_COUNTS,
+)
+
+
+def _static_facts(target: EcrTarget) -> dict[str, Fact[Any]]:
+    facts: dict[str, Fact[Any]] = {
+        ADMIN_ACCOUNT: Fact.ok(
+            AdminAccountFacts(shared_admin_enabled=False, detail="ECR has no admin user; access is IAM"),
+            source="ecr (service design)",
+        ),
+        CONTENT_TRUST: Fact.unsupported("ECR does not enforce signatures at push; use signing policies in admission"),
+        NETWORK_EXPOSURE: Fact.managed("AWS-managed endpoint; VPC endpoints and endpoint policies are not inspected"),
+        PULL_COUNTS: Fact.unsupported(
+            "ECR reports no pull counts; they need CloudTrail data events (BatchGetImage) queried outside regguard"
+        ),
+    }
+    for name in (TLS, PLAIN_HTTP, ANONYMOUS_ACCESS, ENDPOINT):
+        if target.probe_endpoint:
+            facts[name] = Fact.error(
+                "probe_endpoint is not implemented for ECR targets yet",
+                source="ecr:probe_endpoint",
+            )
+        else:
+            facts[name] = Fact.managed(_MANAGED_ENDPOINT)
+    return facts
+
+
+def _all_errors(target: EcrTarget, detail: str, source: str, started: datetime, counter: RequestCounter) -> TargetFacts:
+    error: Fact[Any] = Fact.error(detail, source=source)
+    return TargetFacts(
+        target=target.name,
+        kind=KIND,
+        facts={name: error for name in ALL_FACTS},
+        started_at=started,
+        finished_at=utcnow(),
+        requests=counter.total,
+    )
+
+
+# --------------------------------------------------------------------------
+# Repositories
+# --------------------------------------------------------------------------
+
+
+def list_repositories(ecr: ECRClient) -> list[RepositoryTypeDef]:
+    out: list[RepositoryTypeDef] = []
+    paginator = ecr.get_paginator("describe_repositories")
+    for page in paginator.paginate(PaginationConfig={"PageSize": PAGE_SIZE}):
+        out.extend(page.get("repositories", []))
+    return out
+
+
+def list_images(ecr: ECRClient, repository: str) -> list[ImageDetailTypeDef]:
+    out: list[ImageDetailTypeDef] = []
+    paginator = ecr.get_paginator("describe_images")
+    pages = paginator.paginate(repositoryName=repository, PaginationConfig={"PageSize": PAGE_SIZE})
+    for page in pages:
+        out.extend(page.get("imageDetails", []))
+    return out
+
+
+@dataclass(frozen=True)
+class RepositoryDetail:
+    """The three per-repository answers; everything else comes from DescribeRepositories."""
+
+    name: str
+    images: Outcome[list[ImageDetailTypeDef]]
+    lifecycle: Outcome[str]
+    policy: Outcome[str]
+
+
+def fetch_repository_detail(ecr: ECRClient, name: str) -> RepositoryDetail:
+    return RepositoryDetail(
+        name=name,
+        images=_attempt(lambda: list_images(ecr, name)),
+        lifecycle=_attempt(lambda: ecr.get_lifecycle_policy(repositoryName=name).get("lifecyclePolicyText", "")),
+        policy=_attempt(lambda: ecr.get_repository_policy(repositoryName=name).get("policyText", "")),
+    )
+
+
+def _repository_details(
+    pool: ThreadPoolExecutor,
+    ecr: ECRClient,
+    repos: Sequence[RepositoryTypeDef],
+    options: CollectOptions,
+) -> dict[str, RepositoryDetail]:
+    names = [r.get("repositoryName", "") for r in repos]
+    out: dict[str, RepositoryDetail] = {}
+    options.report("ecr repositories", 0, len(names))
+    for done, detail in enumerate(pool.map(lambda n: fetch_repository_detail(ecr, n), names), 1):
+        out[detail.name] = detail
+        options.report("ecr repositories", done, len(names))
+    return out
+
+
+def _selected(name: str, target: EcrTarget) -> bool:
+    return not target.repositories or any(fnmatch.fnmatchcase(name, p) for p in target.repositories)
+
+
+def _repository_facts(
+    target: EcrTarget, repos: Sequence[RepositoryTypeDef], details: Mapping[str, RepositoryDetail]
+) -> dict[str, Fact[Any]]:
+    repositories: list[RepositoryFacts] = []
+    immutability: dict[str, ImmutabilitySetting] = {}
+    encryption: dict[str, EncryptionSetting] = {}
+    for repo in repos:
+        name = repo.get("repositoryName", "")
+        detail = details[name]
+        repositories.append(_repository(detail, repo.get("repositoryUri", ""), target))
+        immutability[name] = immutability_setting(repo)
+        encryption[name] = encryption_setting(repo)
+    return {
+        REPOSITORIES: Fact.ok(tuple(repositories), source="ecr:DescribeImages"),
+        TAG_IMMUTABILITY: Fact.ok(TagImmutabilityFacts(by_repository=immutability), source="ecr:DescribeRepositories"),
+        ENCRYPTION: Fact.ok(EncryptionFacts(by_repository=encryption), source="ecr:DescribeRepositories"),
+        RETENTION: _retention_fact(details.values()),
+    }
+
+
+def _repository(detail: RepositoryDetail, uri: str, target: EcrTarget) -> RepositoryFacts:
+    errors: list[str] = []
+    if detail.images.error is not None:
+        errors.append(f"DescribeImages: {detail.images.error}")
+    anonymous: bool | None
+    if detail.policy.value is not None:
+        anonymous = grants_anonymous_pull(detail.policy.value)
+    elif detail.policy.error_code == "RepositoryPolicyNotFoundException":
+        anonymous = False  # no policy: only IAM principals of this account can pull
+    else:
+        anonymous = None
+        errors.append(f"GetRepositoryPolicy: {detail.policy.error}")
+    declared = any(fnmatch.fnmatchcase(detail.name, p) for p in target.public_repositories)
+    return build_repository_facts(
+        detail.name,
+        detail.images.value or [],
+        anonymous_pull=anonymous,
+        declared_public=declared,
+        error="; ".join(errors) or None,
+        source=uri or f"ecr:{detail.name}",
+    )
+
+
+def build_repository_facts(
+    name: str,
+    images: Sequence[ImageDetailTypeDef],
+    *,
+    anonymous_pull: bool | None,
+    declared_public: bool,
+    error: str | None = None,
+    source: str = "",
+) -> RepositoryFacts:
+    """One TagFacts per release tag. cosign artifact tags (`sha256-<hex>.sig/.att/.sbom`)
+    and referrer artifacts (images with `subjectManifestDigest`) are evidence about
+    other images, so they are not listed as tags nor counted as untagged."""
+    all_tags = {t for img in images for t in img.get("imageTags", [])}
+    referrers = _referrer_signatures(images)
+    tags: list[TagFacts] = []
+    untagged = 0
+    for img in images:
+        if img.get("subjectManifestDigest"):
+            continue
+        image_tags = img.get("imageTags", [])
+        if not image_tags:
+            untagged += 1
+            continue
+        digest = img.get("imageDigest")
+        signatures = _signatures(digest, all_tags, referrers)
+        scan = vulnerability_scan(img)
+        pushed = img.get("imagePushedAt")
+        for tag in image_tags:
+            if _COSIGN_ARTIFACT_TAG.match(tag):
+                continue
+            tags.append(
+                TagFacts(
+                    name=tag,
+                    digest=digest,
+                    media_type=img.get("imageManifestMediaType") or img.get("artifactMediaType"),
+                    pushed_at=_utc(pushed),
+                    signatures=signatures,
+                    scan=scan,
+                )
+            )
+    tags.sort(key=lambda t: t.name)
+    return RepositoryFacts(
+        name=name,
+        tags=tuple(tags),
+        untagged_digests=untagged,
+        anonymous_pull=anonymous_pull,
+        declared_public=declared_public,
+        error=error,
+        source=source,
+    )
+
+
+def _referrer_signatures(images: Iterable[ImageDetailTypeDef]) -> dict[str, list[SignatureFacts]]:
+    out: dict[str, list[SignatureFacts]] = {}
+    for img in images:
+        subject = img.get("subjectManifestDigest")
+        fmt = _SIGNATURE_ARTIFACT_TYPES.get(img.get("artifactMediaType", ""))
+        if subject and fmt:
+            out.setdefault(subject, []).append(
+                SignatureFacts(format=fmt, discovered_via="referrers", reference=img.get("imageDigest", ""))
+            )
+    return out
+
+
+def _signatures(
+    digest: str | None, all_tags: set[str], referrers: Mapping[str, list[SignatureFacts]]
+) -> tuple[SignatureFacts, ...]:
+    """Signatures found without extra calls; not verified (that needs the payload)."""
+    if not digest:
+        return ()
+    found = list(referrers.get(digest, []))
+    sig_tag = digest.replace(":", "-", 1) + ".sig"
+    if sig_tag in all_tags:
+        found.append(SignatureFacts(format="cosign", discovered_via="tag", reference=sig_tag))
+    return tuple(found)
+
+
+def vulnerability_scan(image: ImageDetailTypeDef) -> VulnerabilityScan:
+    """ECR omits `imageScanStatus` for an image never scanned (and moto always
+    omits it): that is `none`, an observation, not an unknown."""
+    status_raw = image.get("imageScanStatus", {}).get("status")
+    summary = image.get("imageScanFindingsSummary", {})
+    counts = {
+        _SEVERITY_NAMES.get(k.lower(), k.lower()): int(v) for k, v in summary.get("findingSeverityCounts", {}).items()
+    }
+    if status_raw is None:
+        return VulnerabilityScan(status="none", severity_counts=counts)
+    return VulnerabilityScan(
+        status=_SCAN_STATUS.get(status_raw, "failed"),
+        severity_counts=counts,
+        completed_at=_utc(summary.get("imageScanCompletedAt")),
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+# --------------------------------------------------------------------------
+# Normalized settings
+# --------------------------------------------------------------------------
+
+_IMMUTABLE_VALUES = frozenset({"IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION"})
+
+
+def immutability_setting(repo: RepositoryTypeDef) -> ImmutabilitySetting:
+    """`immutable` is the base behaviour; `exclusion_filters` are the tag wildcards
+    for which the opposite holds (mutable tags under IMMUTABLE_WITH_EXCLUSION,
+    immutable ones under MUTABLE_WITH_EXCLUSION). The raw value stays in `detail`."""
+    raw = repo.get("imageTagMutability", "MUTABLE")
+    filters = tuple(f.get("filter", "") for f in repo.get("imageTagMutabilityExclusionFilters", []))
+    return ImmutabilitySetting(immutable=raw in _IMMUTABLE_VALUES, exclusion_filters=filters, detail=raw)
+
+
+def encryption_setting(repo: RepositoryTypeDef) -> EncryptionSetting:
+    """KMS with a key other than the AWS managed `aws/ecr` one is a customer key.
+
+    A key ARN is taken as customer managed without a KMS DescribeKey call; an
+    account that points repositories at the aws/ecr key by ARN would be
+    over-credited (rare: the console and APIs default to the alias)."""
+    config = repo.get("encryptionConfiguration", {})
+    kind = config.get("encryptionType", "AES256")
+    key = config.get("kmsKey")
+    if kind.startswith("KMS"):
+        if not key or "alias/aws/ecr" in key:
+            return EncryptionSetting(customer_managed=False, key_id=key, detail=f"{kind} aws/ecr")
+        return EncryptionSetting(customer_managed=True, key_id=key, detail=f"{kind} customer key")
+    return EncryptionSetting(customer_managed=False, key_id=None, detail=kind)
+
+
+# --------------------------------------------------------------------------
+# Policies (IAM JSON)
+# --------------------------------------------------------------------------
+
+
+def load_policy(document: str | Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The statements of a policy given as JSON text (URL-encoded or not) or a dict."""
+    if isinstance(document, str):
+        text = document.strip()
+        if text.startswith("%7B") or text.startswith("%7b"):
+            from urllib.parse import unquote
+
+            text = unquote(text)
+        parsed: Any = json.loads(text) if text else {}
+    else:
+        parsed = document
+    statements = parsed.get("Statement", []) if isinstance(parsed, Mapping) else []
+    if isinstance(statements, Mapping):
+        statements = [statements]
+    return [s for s in statements if isinstance(s, Mapping)]
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def _wildcard(pattern: str, value: str, *, ignore_case: bool) -> bool:
+    """IAM/ECR wildcard match: `*` any run, `?` one character, nothing else special."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.IGNORECASE if ignore_case else 0) is not None
+
+
+def _grants(statement: Mapping[str, Any], actions: Sequence[str]) -> bool:
+    """True when the statement's Action (or NotAction) covers any of `actions`."""
+    if "NotAction" in statement:
+        excluded = _as_list(statement["NotAction"])
+        return any(not any(_wildcard(p, a, ignore_case=True) for p in excluded) for a in actions)
+    patterns = _as_list(statement.get("Action"))
+    return any(_wildcard(p, a, ignore_case=True) for p in patterns for a in actions)
+
+
+def _everyone(principal: Any) -> bool:
+    if principal == "*":
+        return True
+    if isinstance(principal, Mapping):
+        return "*" in _as_list(principal.get("AWS"))
+    return False
+
+
+def _restricts_who(condition: Any) -> bool:
+    if not isinstance(condition, Mapping):
+        return False
+    for operator_block in condition.values():
+        if not isinstance(operator_block, Mapping):
+            continue
+        for key in operator_block:
+            k = str(key).lower()
+            if k in _RESTRICTING_CONDITION_KEYS or k.startswith(_RESTRICTING_CONDITION_PREFIXES):
+                return True
+    return False
+
+
+def grants_anonymous_pull(policy: str | Mapping[str, Any]) -> bool:
+    """Whether a repository policy lets any AWS principal (`*`) pull.
+
+    An Allow to `*` counts unless its Condition narrows who (org, account, ARN,
+    VPC endpoint, source IP...); a Deny to `*` that is unconditional or narrows
+    who the same way takes it back (the usual "deny outside my org" pattern).
+    ECR still needs an AWS-signed token, but any AWS account would do."""
+    allowed = denied = False
+    for st in load_policy(policy):
+        if not (_everyone(st.get("Principal")) and _grants(st, PULL_ACTIONS)):
+            continue
+        effect = str(st.get("Effect", "")).lower()
+        condition = st.get("Condition")
+        if effect == "allow" and not _restricts_who(condition):
+            allowed = True
+        elif effect == "deny" and (not condition or _restricts_who(condition)):
+            denied = True
+    return allowed and not denied
+
+
+def _covers_ecr(statement: Mapping[str, Any]) -> bool:
+    if "NotResource" in statement:
+        return True  # conservative: "everything but X" almost always includes ECR
+    for resource in _as_list(statement.get("Resource")):
+        if resource == "*":
+            return True
+        parts = resource.split(":")
+        if len(parts) > 2 and _wildcard(parts[2], "ecr", ignore_case=True):
+            return True
+    return False
+
+
+def grants_push(policy: str | Mapping[str, Any]) -> bool:
+    """Whether an identity policy allows pushing to ECR. Conditions, Deny statements
+    and permission boundaries are not evaluated: a key that *may* push is listed."""
+    return any(
+        str(st.get("Effect", "")).lower() == "allow" and _grants(st, PUSH_ACTIONS) and _covers_ecr(st)
+        for st in load_policy(policy)
+    )
+
+
+# --------------------------------------------------------------------------
+# Scanning, retention, replication
+# --------------------------------------------------------------------------
+
+
+def scanning_facts(config: Mapping[str, Any], repos: Sequence[RepositoryTypeDef]) -> ScanningFacts:
+    """Registry scanning rules (wildcard repository filters) plus, for BASIC, the
+    legacy per-repository `scanOnPush` flag. MANUAL rules scan nothing by themselves."""
+    scan_type = str(config.get("scanType", "BASIC"))
+    active = [
+        (str(rule.get("scanFrequency", "")), [str(f.get("filter", "")) for f in rule.get("repositoryFilters", [])])
+        for rule in config.get("rules", [])
+        if rule.get("scanFrequency") in ("SCAN_ON_PUSH", "CONTINUOUS_SCAN")
+    ]
+    modes: set[str] = set()
+    uncovered: list[str] = []
+    for repo in repos:
+        name = repo.get("repositoryName", "")
+        freqs = {f for f, filters in active if any(_wildcard(p, name, ignore_case=False) for p in filters)}
+        legacy = scan_type == "BASIC" and repo.get("imageScanningConfiguration", {}).get("scanOnPush")
+        if legacy:
+            freqs.add("SCAN_ON_PUSH")
+        if not freqs:
+            uncovered.append(name)
+        modes |= freqs
+    if not repos:
+        modes = {f for f, _ in active}
+    mode = "continuous" if "CONTINUOUS_SCAN" in modes else "scan_on_push" if modes else "manual"
+    rules_text = "; ".join(f"{f} on {', '.join(filters) or '(no filter)'}" for f, filters in active)
+    return ScanningFacts(
+        enabled=bool(modes),
+        mode=mode,
+        scanner="amazon-inspector" if scan_type == "ENHANCED" else "ecr-basic",
+        uncovered_repositories=tuple(sorted(uncovered)),
+        detail=f"{scan_type} scanning; rules: {rules_text or 'none'}",
+    )
+
+
+def _scanning_fact(outcome: Outcome[Any], repos: Sequence[RepositoryTypeDef]) -> Fact[ScanningFacts]:
+    source = "ecr:GetRegistryScanningConfiguration"
+    if outcome.value is None:
+        return Fact.error(outcome.error or "no answer", source=source)
+    return Fact.ok(scanning_facts(outcome.value.get("scanningConfiguration", {}), repos), source=source)
+
+
+def summarize_lifecycle(text: str) -> str:
+    """`"1: expire untagged images pushed more than 14 days ago; 2: ..."`."""
+    try:
+        rules = json.loads(text).get("rules", [])
+    except (ValueError, AttributeError):
+        return "lifecycle policy present (not valid JSON)"
+    parts: list[str] = []
+    for rule in sorted(rules, key=lambda r: int(r.get("rulePriority", 0))):
+        sel = rule.get("selection", {})
+        status = str(sel.get("tagStatus", "any")).lower()
+        filters = [*sel.get("tagPrefixList", []), *sel.get("tagPatternList", [])]
+        which = f"{status} images" + (f" ({', '.join(filters)})" if filters else "")
+        number = sel.get("countNumber")
+        if sel.get("countType") == "sinceImagePushed":
+            when = f"pushed more than {number} {sel.get('countUnit', 'days')} ago"
+        else:
+            when = f"beyond the newest {number}"
+        action = str(rule.get("action", {}).get("type", "expire"))
+        parts.append(f"{rule.get('rulePriority', '?')}: {action} {which} {when}")
+    return "; ".join(parts) or "lifecycle policy with no rules"
+
+
+def _retention_fact(details: Iterable[RepositoryDetail]) -> Fact[RetentionFacts]:
+    source = "ecr:GetLifecyclePolicy"
+    by_repo: dict[str, str] = {}
+    uncovered: list[str] = []
+    failed: list[str] = []
+    for d in details:
+        if d.lifecycle.value is not None:
+            by_repo[d.name] = summarize_lifecycle(d.lifecycle.value)
+        elif d.lifecycle.error_code == "LifecyclePolicyNotFoundException":
+            uncovered.append(d.name)
+        else:
+            failed.append(f"{d.name}: {d.lifecycle.error}")
+    if failed:
+        more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+        return Fact.error("; ".join(failed[:3]) + more, source=source)
+    return Fact.ok(
+        RetentionFacts(registry_wide=None, by_repository=by_repo, uncovered_repositories=tuple(sorted(uncovered))),
+        source=source,
+    )
+
+
+def _replication_fact(outcome: Outcome[Any]) -> Fact[ReplicationFacts]:
+    source = "ecr:DescribeRegistry"
+    if outcome.value is None:
+        return Fact.error(outcome.error or "no answer", source=source)
+    rules = outcome.value.get("replicationConfiguration", {}).get("rules", [])
+    destinations: list[str] = []
+    notes: list[str] = []
+    for rule in rules:
+        for dest in rule.get("destinations", []):
+            destinations.append(f"{dest.get('registryId', '?')}/{dest.get('region', '?')}")
+        filters = [f.get("filter", "") for f in rule.get("repositoryFilters", [])]
+        if filters:
+            notes.append(f"only repositories starting with {', '.join(filters)}")
+    return Fact.ok(
+        ReplicationFacts(
+            enabled=bool(destinations),
+            destinations=tuple(destinations),
+            detail="; ".join(notes) or ("all repositories" if destinations else "no replication rules"),
+        ),
+        source=source,
+    )
+
+
+# --------------------------------------------------------------------------
+# CloudTrail
+# --------------------------------------------------------------------------
+
+
+def management_events_logged(trail: Mapping[str, Any], selectors: Mapping[str, Any] | None) -> set[str]:
+    """Which management events (`read`, `write`) a trail records. Pulls
+    (BatchGetImage) are read events, pushes write events. A trail without custom
+    selectors logs all management events (`selectors` is then not needed)."""
+    if not trail.get("HasCustomEventSelectors") or selectors is None:
+        return {"read", "write"}
+    covered: set[str] = set()
+    for sel in selectors.get("EventSelectors", []) or []:
+        if sel.get("IncludeManagementEvents", True):
+            rw = sel.get("ReadWriteType", "All")
+            covered |= {"read", "write"} if rw == "All" else {"read"} if rw == "ReadOnly" else {"write"}
+    for adv in selectors.get("AdvancedEventSelectors", []) or []:
+        fields = {f.get("Field"): f for f in adv.get("FieldSelectors", [])}
+        if "Management" not in fields.get("eventCategory", {}).get("Equals", []):
+            continue
+        read_only = fields.get("readOnly", {}).get("Equals", [])
+        covered |= {"read"} if read_only == ["true"] else {"write"} if read_only == ["false"] else {"read", "write"}
+    return covered
+
+
+def _logging_fact(cloudtrail: CloudTrailClient, region: str) -> Fact[LoggingFacts]:
+    source = "cloudtrail:DescribeTrails"
+    listed = _attempt(lambda: cloudtrail.describe_trails(includeShadowTrails=True))
+    if listed.value is None:
+        return Fact.error(listed.error or "no answer", source=source)
+    trails = [
+        t for t in listed.value.get("trailList", []) if t.get("IsMultiRegionTrail") or t.get("HomeRegion") == region
+    ]
+    if not trails:
+        return Fact.ok(LoggingFacts(False, None, f"no CloudTrail trail covers {region}"), source=source)
+    notes: list[str] = []
+    errors: list[str] = []
+    for trail in trails:
+        arn = trail.get("TrailARN", trail.get("Name", ""))
+        status: Outcome[Any] = _attempt(partial(cloudtrail.get_trail_status, Name=arn))
+        selectors: Outcome[Any] = Outcome(value=None)
+        if trail.get("HasCustomEventSelectors"):
+            selectors = _attempt(partial(cloudtrail.get_event_selectors, TrailName=arn))
+        if status.value is None or selectors.error is not None:
+            errors.append(f"{trail.get('Name')}: {status.error or selectors.error}")
+            continue
+        logging_on = bool(status.value.get("IsLogging"))
+        covered = management_events_logged(trail, selectors.value)
+        destination = _trail_destination(trail)
+        if logging_on and covered >= {"read", "write"}:
+            detail = f"trail {trail.get('Name')} logs read and write management events"
+            return Fact.ok(LoggingFacts(True, destination, detail), source="cloudtrail:GetTrailStatus")
+        state = "logging" if logging_on else "not logging"
+        notes.append(f"trail {trail.get('Name')}: {state}, management events {sorted(covered) or 'none'}")
+    if errors:
+        return Fact.error("; ".join(errors), source="cloudtrail:GetTrailStatus")
+    return Fact.ok(LoggingFacts(False, None, "; ".join(notes)), source="cloudtrail:GetTrailStatus")
+
+
+def _trail_destination(trail: Mapping[str, Any]) -> str:
+    parts = [f"s3://{trail['S3BucketName']}"] if trail.get("S3BucketName") else []
+    if trail.get("CloudWatchLogsLogGroupArn"):
+        parts.append(str(trail["CloudWatchLogsLogGroupArn"]))
+    return ", ".join(parts) or str(trail.get("TrailARN", ""))
+
+
+# --------------------------------------------------------------------------
+# IAM: users whose access keys can push
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class _IamInventory:
+    users: list[Mapping[str, Any]] = field(default_factory=list)
+    groups: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    policies: dict[str, Any] = field(default_factory=dict)  # ARN -> default version document
+
+
+def _iam_inventory(iam: IAMClient) -> _IamInventory:
+    """Users, groups and customer managed policies in one paginated call
+    (GetAccountAuthorizationDetails), instead of five calls per user."""
+    inv = _IamInventory()
+    paginator = iam.get_paginator("get_account_authorization_details")
+    for page in paginator.paginate(Filter=["User", "Group", "LocalManagedPolicy"]):
+        inv.users.extend(page.get("UserDetailList", []))
+        for group in page.get("GroupDetailList", []):
+            inv.groups[group.get("GroupName", "")] = group
+        for policy in page.get("Policies", []):
+            for version in policy.get("PolicyVersionList", []):
+                if version.get("IsDefaultVersion"):
+                    inv.policies[policy.get("Arn", "")] = version.get("Document", {})
+    return inv
+
+
+class _PolicyResolver:
+    """Managed policy documents by ARN: customer policies from the inventory,
+    AWS managed ones fetched once each (GetPolicy + GetPolicyVersion) and cached."""
+
+    def __init__(self, iam: IAMClient, known: Mapping[str, Any]) -> None:
+        self._iam = iam
+        self._docs: dict[str, Any] = dict(known)
+
+    def document(self, arn: str) -> Any:
+        if arn not in self._docs:
+            policy = self._iam.get_policy(PolicyArn=arn)["Policy"]
+            version = self._iam.get_policy_version(PolicyArn=arn, VersionId=policy.get("DefaultVersionId", "v1"))
+            self._docs[arn] = version["PolicyVersion"].get("Document", {})
+        return self._docs[arn]
+
+
+def push_grants(
+    user: Mapping[str, Any], groups: Mapping[str, Mapping[str, Any]], resolve: Callable[[str], Any]
+) -> list[str]:
+    """Names of the policies (inline, attached, via groups) that let `user` push."""
+    found: list[str] = []
+
+    def check(owner: Mapping[str, Any], inline_key: str, via: str) -> None:
+        for inline in owner.get(inline_key, []):
+            if grants_push(inline.get("PolicyDocument", {})):
+                found.append(f"{via}inline {inline.get('PolicyName')}")
+        for attached in owner.get("AttachedManagedPolicies", []):
+            if grants_push(resolve(attached.get("PolicyArn", ""))):
+                found.append(f"{via}{attached.get('PolicyName')}")
+
+    check(user, "UserPolicyList", "")
+    for group_name in user.get("GroupList", []):
+        if group_name in groups:
+            check(groups[group_name], "GroupPolicyList", f"group {group_name}: ")
+    return found
+
+
+def _active_keys(iam: IAMClient, user: str) -> list[Mapping[str, Any]]:
+    keys: list[Mapping[str, Any]] = []
+    for page in iam.get_paginator("list_access_keys").paginate(UserName=user):
+        keys.extend(k for k in page.get("AccessKeyMetadata", []) if k.get("Status") == "Active")
+    return keys
+
+
+def _credentials_fact(iam: IAMClient) -> Fact[tuple[CredentialFacts, ...]]:
+    source = "iam:GetAccountAuthorizationDetails"
+    inventory = _attempt(lambda: _iam_inventory(iam))
+    if inventory.value is None:
+        return Fact.error(inventory.error or "no answer", source=source)
+    inv = inventory.value
+    resolver = _PolicyResolver(iam, inv.policies)
+
+    def collect_keys() -> tuple[CredentialFacts, ...]:
+        out: list[CredentialFacts] = []
+        for user in inv.users:
+            name = str(user.get("UserName", ""))
+            grants = push_grants(user, inv.groups, resolver.document)
+            if not grants:
+                continue
+            for key in _active_keys(iam, name):
+                out.append(
+                    CredentialFacts(
+                        id=mask_key_id(str(key.get("AccessKeyId", ""))),
+                        kind="iam-access-key",
+                        created_at=_utc(key.get("CreateDate")),
+                        can_push=True,
+                        detail=f"IAM user {name}; ECR push via {', '.join(grants)}",
+                    )
+                )
+        return tuple(out)
+
+    keys = _attempt(collect_keys)
+    if keys.value is None:
+        return Fact.error(keys.error or "no answer", source="iam:ListAccessKeys")
+    return Fact.ok(keys.value, source=source)
