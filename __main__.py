@@ -64,10 +64,16 @@ def checked_audit_config(stack: StackConfig) -> dict[str, Any]:
     """`auditConfig`, validated by the auditor's own model so `regguard audit`
     always accepts what the program exports."""
     audit = stack.audit_config()
+    source = Path(f"stacks/Pulumi.{pulumi.get_stack()}.yaml")
     try:
-        parse_config(audit, Path(f"stacks/Pulumi.{pulumi.get_stack()}.yaml"))
+        parse_config(audit, source)
     except ConfigError as exc:
-        raise pulumi.RunError(f"auditConfig: {exc}") from None
+        # `<file>: use_cases: ...` -> `regguard:use_cases: ...`: name the stack key.
+        problem = str(exc).removeprefix(f"{source}: ")
+        copied = problem.startswith(("use_cases", "frameworks", "environment"))
+        raise pulumi.RunError(
+            f"{NAMESPACE}:{problem}" if copied else f"auditConfig: {problem}"
+        ) from None
     return audit
 
 

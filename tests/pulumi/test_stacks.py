@@ -111,6 +111,7 @@ def test_audit_config_export_is_a_valid_regguard_yaml(env: str, run_stack: RunSt
     audit = run.exports["auditConfig"]
     model = parse_config(audit, Path(f"stacks/Pulumi.{env}.yaml"))
     assert model.environment == env
+    assert model.use_cases  # every stack declares what the registry is for (RG-FIT-001)
     (target,) = model.targets
     assert isinstance(target, EcrTarget)
     created = sorted(r.inputs["name"] for r in run.of_type(REPO))
@@ -126,6 +127,8 @@ def test_audit_config_export_is_a_valid_regguard_yaml(env: str, run_stack: RunSt
         (lambda c: c["regguard:registries"].append({"name": "x", "kind": "ecr", "baseline": {"keep_last": "5"}}),
          "regguard:registries[1].baseline.keep_last: expected a positive integer"),
         (lambda c: c.pop("regguard:environment"), "regguard:environment: required"),
+        (lambda c: c.__setitem__("regguard:use_cases", ["quantum"]),
+         "regguard:use_cases: unknown use case 'quantum'"),
         (lambda c: c.__setitem__("regguard:registries", "core"),
          "regguard:registries: expected a list or mapping"),
         (lambda c: c["regguard:registries"][0]["push_principals"].append("*"),
