@@ -44,7 +44,7 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,13 +119,26 @@ ALL_FACTS = (
 )  # fmt: skip
 
 
-def collect(target: DistributionTarget, options: CollectOptions) -> TargetFacts:
+TlsProbe = Callable[[str, int, Path | None, float], TlsFacts]
+
+
+def collect(
+    target: DistributionTarget,
+    options: CollectOptions,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    tls_probe: TlsProbe = probe_tls,
+    counter: RequestCounter | None = None,
+) -> TargetFacts:
     """Observe one Distribution registry. Never raises: anything that could not
-    be observed is an `error` fact with a human-readable reason."""
+    be observed is an `error` fact with a human-readable reason.
+
+    `transport` and `tls_probe` replace the network in unit tests; `counter`
+    lets a caller (the bench) read requests per kind of call."""
     started = utcnow()
-    counter = RequestCounter()
+    counter = counter if counter is not None else RequestCounter()
     try:
-        facts = asyncio.run(_Collection(target, options, counter).run())
+        facts = asyncio.run(_Collection(target, options, counter, transport, tls_probe).run())
     except Exception as exc:  # the seam promises facts, never an exception
         detail = f"internal error in the distribution collector: {exc.__class__.__name__}"
         facts = {name: Fact.error(detail, target.url) for name in ALL_FACTS}
@@ -188,8 +201,17 @@ class _MissingCredential(Exception):
 class _Collection:
     """State of one `collect` call: clients, the shared semaphore, caches."""
 
-    def __init__(self, target: DistributionTarget, options: CollectOptions, counter: RequestCounter) -> None:
+    def __init__(
+        self,
+        target: DistributionTarget,
+        options: CollectOptions,
+        counter: RequestCounter,
+        transport: httpx.AsyncBaseTransport | None = None,
+        tls_probe: TlsProbe = probe_tls,
+    ) -> None:
         self.target = target
+        self._transport = transport
+        self._probe = tls_probe
         self.options = options
         self.counter = counter
         self.endpoint = _Endpoint.parse(target.url)
@@ -224,6 +246,7 @@ class _Collection:
 
         limit = max(1, self.options.concurrency)
         return httpx.AsyncClient(
+            transport=self._transport,
             verify=verify,
             timeout=httpx.Timeout(self.timeout),
             follow_redirects=False,
@@ -241,7 +264,7 @@ class _Collection:
             plain = TlsFacts(ep.host, ep.port, None, None, False, "target is plain HTTP", None, trust)
             return Fact.ok(plain, source)
         try:
-            facts = await asyncio.to_thread(probe_tls, ep.host, ep.port, self.target.ca_file, self.timeout)
+            facts = await asyncio.to_thread(self._probe, ep.host, ep.port, self.target.ca_file, self.timeout)
         except TlsProbeError as exc:
             return Fact.error(exc.detail, source)
         return Fact.ok(facts, source)

@@ -265,18 +265,18 @@ def parse_www_authenticate(header: str) -> list[Challenge]:
         param = _try_param(sc)
         if param is None:
             token68 = _try_token68(sc)
+        next_challenge = False
         while param is not None:
             params.setdefault(param[0], param[1])
             sc.skip_ws()
             if sc.peek() != ",":
                 break
             sc.skip_commas()
-            if _starts_new_challenge(sc):
-                break
-            param = _try_param(sc)
+            next_challenge = _starts_new_challenge(sc)
+            param = None if next_challenge else _try_param(sc)
         challenges.append(Challenge(scheme.lower(), params, token68))
         sc.skip_ws()
-        if sc.peek() not in ("", ","):
+        if not next_challenge and sc.peek() not in ("", ","):
             break  # garbage: keep what was understood
     return challenges
 
