@@ -1,0 +1,234 @@
+"""RG-TLS-*: the registry API is reachable only over TLS with a certificate
+clients can trust, and that certificate is not about to lapse."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+from audits.model import (
+    ENDPOINT,
+    PLAIN_HTTP,
+    TLS,
+    EndpointFacts,
+    PlainHttpFacts,
+    Severity,
+    TlsFacts,
+    Verdict,
+)
+from audits.rules.common import REGISTRY_KINDS, evidence
+from audits.rules.registry import (
+    FactView,
+    Remediation,
+    RuleContext,
+    RuleMeta,
+    errored,
+    failed,
+    not_applicable,
+    passed,
+    rule,
+)
+
+MIN_TLS = (1, 2)
+VerdictFunc = Callable[..., Verdict]
+_PROTOCOL_RE = re.compile(r"^(SSLv|TLSv)(\d+)(?:\.(\d+))?$")
+
+_TLS_COMPONENT = (
+    "DistributionVmArgs(tls=...) / HarborVmArgs(tls=...) with a certificate from a trusted CA; "
+    "managed kinds (ECR, GAR, ACR, GHCR, Docker Hub) serve TLS only"
+)
+
+
+def protocol_version(protocol: str | None) -> tuple[int, int] | None:
+    """`TLSv1.2` -> (1, 2); `TLSv1` -> (1, 0); SSL versions rank below TLS 1.0."""
+    if not protocol:
+        return None
+    m = _PROTOCOL_RE.match(protocol)
+    if m is None:
+        return None
+    major, minor = int(m.group(2)), int(m.group(3) or 0)
+    return (0, major) if m.group(1) == "SSLv" else (major, minor)
+
+
+def _plain_http_target(facts: FactView, verdict: VerdictFunc, message: str) -> Verdict | None:
+    """For an http:// target the TLS rules need no more facts: `verdict` with
+    `message`. None for an https:// target, which is judged in full."""
+    endpoint: EndpointFacts = facts.require(ENDPOINT)
+    if endpoint.scheme == "https":
+        return None
+    return verdict(endpoint.url, message, **evidence(facts, ENDPOINT, url=endpoint.url, scheme=endpoint.scheme))
+
+
+@rule(
+    RuleMeta(
+        id="RG-TLS-001",
+        title="Registry API only over HTTPS",
+        rationale=(
+            "A registry reachable over plain HTTP sends credentials, bearer tokens and image "
+            "layers in clear text and lets anyone on the path swap the content clients pull. "
+            "The guide's TLS section requires the /v2/ API to answer only over TLS; a plain-HTTP "
+            "listener on the same address must refuse or redirect rather than serve the API."
+        ),
+        seed_section="TLS",
+        severity=Severity.HIGH,
+        kinds=REGISTRY_KINDS,
+        soc2=("CC6.7",),
+        nist_800_53=("SC-8", "SC-8(1)"),
+        remediation=Remediation(
+            cli=(
+                "set `http.tls.certificate` and `http.tls.key` in the registry's config.yml and "
+                "restart (`systemctl restart docker-registry`); remove any plain-HTTP listener"
+            ),
+            component=_TLS_COMPONENT,
+        ),
+    )
+)
+def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    """Fails an http:// target outright; for an https:// target, fails when the
+    same host:port also serves the API over plain HTTP without redirecting."""
+    if http := _plain_http_target(facts, failed, "registry API is served over plain HTTP (target URL is not https)"):
+        yield http
+        return
+    endpoint: EndpointFacts = facts.require(ENDPOINT)
+    plain: PlainHttpFacts = facts.require(PLAIN_HTTP)
+    seen = evidence(
+        facts,
+        PLAIN_HTTP,
+        url=endpoint.url,
+        plain_http_url=plain.url,
+        plain_http_status=plain.status,
+        serves_api=plain.serves_api,
+        redirects_to_https=plain.redirects_to_https,
+    )
+    if plain.serves_api and not plain.redirects_to_https:
+        yield failed(endpoint.url, f"{plain.url} also serves the registry API over plain HTTP", **seen)
+    elif plain.redirects_to_https:
+        yield passed(endpoint.url, "HTTPS only; plain HTTP redirects to HTTPS", **seen)
+    else:
+        yield passed(endpoint.url, "HTTPS only; plain HTTP does not serve the API", **seen)
+
+
+@rule(
+    RuleMeta(
+        id="RG-TLS-002",
+        title="Certificate trustworthy",
+        rationale=(
+            "TLS only protects clients that verify who they talk to. An untrusted chain, a "
+            "certificate for another name, an expired certificate or a protocol older than "
+            "TLS 1.2 pushes teams to `insecure-registries` and `--tls-verify=false`, which "
+            "removes the protection for every pull and push. Clients must be able to verify "
+            "the registry against the system store or a distributed internal CA."
+        ),
+        seed_section="TLS",
+        severity=Severity.HIGH,
+        kinds=REGISTRY_KINDS,
+        soc2=("CC6.7",),
+        nist_800_53=("SC-8", "SC-12", "SC-23"),
+        remediation=Remediation(
+            cli=(
+                "issue a certificate for the registry host from a trusted CA (e.g. "
+                "`certbot certonly -d registry.example.com` or your internal CA), install it in "
+                "config.yml `http.tls`, and set `tls_min_version` / `http.tls.minimumtls: tls1.2`"
+            ),
+            component=_TLS_COMPONENT,
+        ),
+    )
+)
+def certificate_trustworthy(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    """Chain verifies, hostname matches, not expired, protocol >= TLS 1.2."""
+    if http := _plain_http_target(facts, failed, "no TLS: the target is plain HTTP, there is no certificate to trust"):
+        yield http
+        return
+    tls: TlsFacts = facts.require(TLS)
+    seen = evidence(
+        facts,
+        TLS,
+        protocol=tls.protocol,
+        verified=tls.verified,
+        verify_error=tls.verify_error,
+        hostname_matches=tls.hostname_matches,
+        trust_source=tls.trust_source,
+        subject=tls.subject,
+        issuer=tls.issuer,
+        not_after=tls.not_after.isoformat() if tls.not_after else None,
+        self_signed=tls.self_signed,
+    )
+    resource = f"{tls.host}:{tls.port}"
+    problems = _certificate_problems(ctx, tls)
+    if problems:
+        yield failed(resource, "; ".join(problems), **seen)
+    elif tls.hostname_matches is None:
+        yield errored(resource, "chain verified but the hostname check was not observed", **seen)
+    else:
+        yield passed(resource, f"certificate verifies against {tls.trust_source} ({tls.protocol})", **seen)
+
+
+def _certificate_problems(ctx: RuleContext, tls: TlsFacts) -> list[str]:
+    if tls.protocol is None:
+        return [f"no TLS handshake completed: {tls.verify_error or 'unknown reason'}"]
+    problems: list[str] = []
+    if not tls.verified:
+        problems.append(f"chain does not verify against {tls.trust_source}: {tls.verify_error}")
+    if tls.hostname_matches is False:
+        problems.append(f"certificate does not match host {tls.host}")
+    days = _days_remaining(ctx, tls)
+    if days is not None and days < 0:
+        problems.append(f"certificate expired {-days:.0f} day(s) ago")
+    version = protocol_version(tls.protocol)
+    if version is None or version < MIN_TLS:
+        problems.append(f"protocol {tls.protocol} is older than TLSv1.2")
+    return problems
+
+
+def _days_remaining(ctx: RuleContext, tls: TlsFacts) -> float | None:
+    """Days until expiry measured at the judgement's clock when the expiry date
+    is known (keeps the judgement reproducible), else the collector's figure."""
+    if tls.not_after is not None:
+        return (tls.not_after - ctx.now).total_seconds() / 86400
+    return tls.days_remaining
+
+
+@rule(
+    RuleMeta(
+        id="RG-TLS-003",
+        title="Certificate not about to expire",
+        rationale=(
+            "An expired registry certificate stops every deployment at once, usually at the "
+            "worst moment, and the quick fix people reach for is disabling verification. "
+            "Renewing ahead of `cert_min_days` keeps pulls working and verification on."
+        ),
+        seed_section="TLS",
+        severity=Severity.MEDIUM,
+        kinds=REGISTRY_KINDS,
+        soc2=("CC6.7",),
+        nist_800_53=("SC-12",),
+        remediation=Remediation(
+            cli="renew the certificate (e.g. `certbot renew --cert-name registry.example.com`) "
+            "and reload the registry; automate renewal with a timer",
+            component=_TLS_COMPONENT,
+        ),
+    )
+)
+def certificate_not_expiring(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    if http := _plain_http_target(facts, not_applicable, "plain-HTTP target has no certificate (see RG-TLS-001/002)"):
+        yield http
+        return
+    tls: TlsFacts = facts.require(TLS)
+    resource = f"{tls.host}:{tls.port}"
+    days = _days_remaining(ctx, tls)
+    minimum = ctx.thresholds.cert_min_days
+    seen = evidence(
+        facts,
+        TLS,
+        not_after=tls.not_after.isoformat() if tls.not_after else None,
+        days_remaining=round(days, 1) if days is not None else None,
+        cert_min_days=minimum,
+    )
+    if days is None:
+        yield errored(resource, "certificate expiry date was not observed", **seen)
+    elif days < 0:
+        yield failed(resource, f"certificate expired {-days:.0f} day(s) ago", Severity.HIGH, **seen)
+    elif days <= minimum:
+        yield failed(resource, f"certificate expires in {days:.0f} day(s) (minimum {minimum})", **seen)
+    else:
+        yield passed(resource, f"certificate valid for {days:.0f} more day(s)", **seen)
