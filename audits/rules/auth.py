@@ -1,0 +1,214 @@
+"""RG-AUTH-*: nobody pulls without credentials unless a repository is meant
+to be public, passwords never cross plain HTTP, and no shared admin account
+stands in for named identities."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from audits.model import (
+    ADMIN_ACCOUNT,
+    ANONYMOUS_ACCESS,
+    PLAIN_HTTP,
+    REPOSITORIES,
+    AdminAccountFacts,
+    AnonymousAccessFacts,
+    PlainHttpFacts,
+    RepositoryFacts,
+    Severity,
+    Verdict,
+)
+from audits.rules.common import REGISTRY_KINDS, evidence, registry_resource, target_is_prod
+from audits.rules.registry import (
+    FactManaged,
+    FactView,
+    Remediation,
+    RuleContext,
+    RuleMeta,
+    errored,
+    failed,
+    not_applicable,
+    passed,
+    rule,
+)
+
+
+def _answers_anonymously(status: int | None) -> bool:
+    """A 2xx to an unauthenticated request means the endpoint is open."""
+    return status is not None and 200 <= status < 300
+
+
+@rule(
+    RuleMeta(
+        id="RG-AUTH-001",
+        title="No anonymous access",
+        rationale=(
+            "An open /v2/ or catalog endpoint lists every repository and lets anyone pull "
+            "internal images, which carry source, configuration and sometimes secrets baked "
+            "into layers. Private repositories must demand credentials; only repositories the "
+            "configuration declares public may be pulled anonymously (ECR policy Principal `*`, "
+            "ACR anonymous pull, GAR `allUsers`, Harbor public projects, public GHCR/Docker Hub "
+            "packages)."
+        ),
+        seed_section="Authentication",
+        severity=Severity.CRITICAL,
+        kinds=REGISTRY_KINDS,
+        soc2=("CC6.1",),
+        nist_800_53=("AC-3", "AC-14"),
+        remediation=Remediation(
+            cli=(
+                "Distribution: configure `auth: htpasswd|token` in config.yml; ECR: "
+                "`aws ecr delete-repository-policy --repository-name <repo>` (or remove the "
+                "Principal `*` statement); ACR: `az acr update -n <registry> "
+                "--anonymous-pull-enabled false`; Harbor: set the project to private"
+            ),
+            component="EcrRepositoryArgs(baseline=Baseline(public=False)) (the default; "
+            "DistributionVmArgs always configures authentication)",
+        ),
+    )
+)
+def no_anonymous_access(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    """The endpoint must refuse unauthenticated /v2/ and /v2/_catalog, and no
+    repository not declared public may be pulled anonymously. Where the
+    provider runs the endpoint (managed), only the repositories are judged."""
+    repos: tuple[RepositoryFacts, ...] = facts.require(REPOSITORIES)
+    try:
+        anonymous: AnonymousAccessFacts | None = facts.require(ANONYMOUS_ACCESS)
+    except FactManaged:
+        anonymous = None
+    if anonymous is not None:
+        yield _judge_endpoint(ctx, facts, anonymous)
+    pullable = set(anonymous.anonymously_pullable) if anonymous else set()
+    for repo in repos:
+        verdict = _judge_repository(facts, repo, repo.name in pullable)
+        if verdict is not None:
+            yield verdict
+
+
+def _judge_endpoint(ctx: RuleContext, facts: FactView, seen: AnonymousAccessFacts) -> Verdict:
+    resource = registry_resource(ctx, facts)
+    ev = evidence(
+        facts,
+        ANONYMOUS_ACCESS,
+        v2_status=seen.v2_status,
+        catalog_status=seen.catalog_status,
+        challenge=seen.challenge.scheme if seen.challenge else None,
+    )
+    open_paths = [
+        path
+        for path, status in (("/v2/", seen.v2_status), ("/v2/_catalog", seen.catalog_status))
+        if _answers_anonymously(status)
+    ]
+    if open_paths:
+        return failed(resource, f"unauthenticated requests succeed on {', '.join(open_paths)}", **ev)
+    if seen.v2_status is None:
+        return errored(resource, "no answer to an unauthenticated /v2/ request", **ev)
+    return passed(resource, f"unauthenticated /v2/ refused ({seen.v2_status})", **ev)
+
+
+def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool) -> Verdict | None:
+    """None when the kind has no per-repository anonymous setting and the probe
+    did not pull it: the endpoint verdict already covers such a repository."""
+    ev = evidence(
+        facts,
+        REPOSITORIES,
+        repository=repo.name,
+        anonymous_pull=repo.anonymous_pull,
+        anonymously_pulled=probed_open,
+        declared_public=repo.declared_public,
+    )
+    if repo.error:
+        return errored(repo.name, f"repository could not be read: {repo.error}", **ev)
+    if not (repo.anonymous_pull or probed_open):
+        return passed(repo.name, "not pullable anonymously", **ev) if repo.anonymous_pull is False else None
+    if repo.declared_public:
+        return passed(repo.name, "pullable anonymously and declared public", **ev)
+    return failed(repo.name, "private repository can be pulled without credentials", **ev)
+
+
+@rule(
+    RuleMeta(
+        id="RG-AUTH-002",
+        title="Basic auth never over plain HTTP",
+        rationale=(
+            "A `WWW-Authenticate: Basic` challenge on plain HTTP makes every docker client send "
+            "the username and password base64-encoded in clear text with each request. Anyone "
+            "on the network path collects reusable registry credentials."
+        ),
+        seed_section="Authentication",
+        severity=Severity.CRITICAL,
+        kinds=REGISTRY_KINDS,
+        soc2=("CC6.1", "CC6.7"),
+        nist_800_53=("IA-5(1)", "SC-8"),
+        remediation=Remediation(
+            cli="enable `http.tls` in the registry's config.yml (or put a TLS-terminating proxy "
+            "in front) and stop the plain-HTTP listener",
+            component="DistributionVmArgs(tls=...) (htpasswd auth is only rendered with TLS)",
+        ),
+    )
+)
+def no_basic_auth_over_http(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    plain: PlainHttpFacts = facts.require(PLAIN_HTTP)
+    ev = evidence(
+        facts,
+        PLAIN_HTTP,
+        url=plain.url,
+        status=plain.status,
+        challenge_schemes=list(plain.challenge_schemes),
+        redirects_to_https=plain.redirects_to_https,
+    )
+    if "basic" in plain.challenge_schemes:
+        yield failed(plain.url, "plain HTTP answers with a Basic authentication challenge", **ev)
+    else:
+        yield passed(plain.url, "no Basic challenge over plain HTTP", **ev)
+
+
+@rule(
+    RuleMeta(
+        id="RG-AUTH-003",
+        title="No shared admin credentials",
+        rationale=(
+            "A shared admin account (ACR's admin user, Harbor's installer-default admin "
+            "password, one htpasswd user everybody knows) cannot be attributed to a person, "
+            "cannot be revoked for one leaver, and is usually the first credential tried by an "
+            "attacker. Access should go through named identities and scoped robot accounts."
+        ),
+        seed_section="Authentication",
+        severity=Severity.HIGH,
+        kinds=REGISTRY_KINDS,
+        soc2=("CC6.1",),
+        nist_800_53=("AC-2", "IA-2", "IA-5"),
+        remediation=Remediation(
+            cli=(
+                "ACR: `az acr update -n <registry> --admin-enabled false`; Harbor: change the "
+                "admin password (`harbor_admin_password` / UI) and use OIDC; Distribution: one "
+                "htpasswd entry per person or CI job (`htpasswd -B auth/htpasswd <user>`)"
+            ),
+            component="DistributionVmArgs / HarborVmArgs: one account per identity from "
+            "secrets, never the installer default (no shared admin is rendered)",
+        ),
+    )
+)
+def no_shared_admin(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    """A default admin password always fails; a single shared account fails,
+    except a Distribution htpasswd account outside production (RULES.md scopes
+    that one to prod)."""
+    admin: AdminAccountFacts = facts.require(ADMIN_ACCOUNT)
+    resource = registry_resource(ctx, facts)
+    ev = evidence(
+        facts,
+        ADMIN_ACCOUNT,
+        shared_admin_enabled=admin.shared_admin_enabled,
+        default_password=admin.default_password,
+        detail=admin.detail,
+    )
+    if admin.default_password:
+        yield failed(resource, "admin account still uses the installer's default password", Severity.CRITICAL, **ev)
+    elif not admin.shared_admin_enabled:
+        yield passed(resource, "no shared admin account enabled", **ev)
+    elif facts.kind == "distribution" and not target_is_prod(ctx, facts):
+        yield not_applicable(
+            resource, f"shared htpasswd account is only judged in production ({ctx.environment})", **ev
+        )
+    else:
+        yield failed(resource, f"shared admin account enabled: {admin.detail or 'admin user'}", **ev)
