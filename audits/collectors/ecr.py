@@ -24,9 +24,10 @@ the rules decide. Things ECR does not have or that AWS runs:
 * NETWORK_EXPOSURE is `managed`: the endpoint is AWS's; restricting it means VPC
   endpoints and endpoint policies, which this collector does not inspect.
 * TLS / PLAIN_HTTP / ANONYMOUS_ACCESS / ENDPOINT are `managed` (AWS's HTTPS endpoint)
-  unless the target sets `probe_endpoint`, which is not implemented for ECR yet (the
-  probe needs an ECR auth token exchanged for registry credentials): those facts are
-  then errors saying so, never a silent pass.
+  unless the target sets `probe_endpoint`: then ENDPOINT is the registry host from
+  DescribeRegistry and TLS a real handshake with it (`tls_probe`); the plain-HTTP and
+  anonymous-access probes are not implemented for ECR yet, so those two facts are
+  errors saying so, never a silent pass.
 * PULL_COUNTS is `unsupported`: ECR reports only `lastRecordedPullTime`; daily
   counts need CloudTrail data events queried elsewhere (Athena / CloudTrail Lake).
 
@@ -73,6 +74,7 @@ from audits.model import (
     CredentialFacts,
     EncryptionFacts,
     EncryptionSetting,
+    EndpointFacts,
     Fact,
     ImmutabilitySetting,
     LoggingFacts,
@@ -98,6 +100,7 @@ T = TypeVar("T")
 
 KIND = "ecr"
 PAGE_SIZE = 1000  # the maximum DescribeRepositories / DescribeImages accept
+REGISTRY_PORT = 443
 
 PUSH_ACTIONS = (
     "ecr:PutImage",
@@ -238,6 +241,8 @@ def collect_with_clients(
     facts: dict[str, Fact[Any]] = {}
     facts.update(_static_facts(target))
     facts[REPLICATION] = _replication_fact(registry)
+    if target.probe_endpoint:
+        facts.update(_probed_endpoint_facts(target, registry, options.timeout))
 
     listed = _attempt(lambda: list_repositories(clients.ecr))
     with ThreadPoolExecutor(max_workers=max(options.concurrency, 1)) as pool:
@@ -363,14 +368,39 @@ def _static_facts(target: EcrTarget) -> dict[str, Fact[Any]]:
             "ECR reports no pull counts; they need CloudTrail data events (BatchGetImage) queried outside regguard"
         ),
     }
-    for name in (TLS, PLAIN_HTTP, ANONYMOUS_ACCESS, ENDPOINT):
-        if target.probe_endpoint:
-            facts[name] = Fact.error(
-                "probe_endpoint is not implemented for ECR targets yet",
-                source="ecr:probe_endpoint",
-            )
-        else:
+    if not target.probe_endpoint:
+        for name in (TLS, PLAIN_HTTP, ANONYMOUS_ACCESS, ENDPOINT):
             facts[name] = Fact.managed(_MANAGED_ENDPOINT)
+    return facts
+
+
+def registry_host(registry_id: str, region: str) -> str:
+    """The registry's OCI endpoint host (what `docker login` talks to)."""
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"{registry_id}.dkr.ecr.{region}.{suffix}"
+
+
+def _probed_endpoint_facts(target: EcrTarget, registry: Outcome[Any], timeout: float) -> dict[str, Fact[Any]]:
+    """`probe_endpoint: true`: the endpoint from DescribeRegistry and a TLS handshake
+    with it (the shared `tls_probe`). Plain-HTTP and anonymous-access probes of the
+    ECR endpoint are not implemented: those facts are errors saying so."""
+    from audits.collectors.tls_probe import TlsProbeError, probe_tls
+
+    not_done: Fact[Any] = Fact.error(
+        "probe_endpoint: plain-HTTP and anonymous-access probes are not implemented for ECR",
+        source="ecr:probe_endpoint",
+    )
+    facts: dict[str, Fact[Any]] = {PLAIN_HTTP: not_done, ANONYMOUS_ACCESS: not_done}
+    registry_id = registry.value.get("registryId") if registry.value is not None else None
+    if not registry_id:
+        error: Fact[Any] = Fact.error(registry.error or "no registry id", source="ecr:DescribeRegistry")
+        return {**facts, ENDPOINT: error, TLS: error}
+    host = registry_host(str(registry_id), target.region)
+    facts[ENDPOINT] = Fact.ok(EndpointFacts(url=f"https://{host}", scheme="https"), source="ecr:DescribeRegistry")
+    try:
+        facts[TLS] = Fact.ok(probe_tls(host, REGISTRY_PORT, None, timeout), source=f"tls://{host}:{REGISTRY_PORT}")
+    except TlsProbeError as exc:
+        facts[TLS] = Fact.error(exc.detail, source=f"tls://{host}:{REGISTRY_PORT}")
     return facts
 
 
