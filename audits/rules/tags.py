@@ -1,0 +1,258 @@
+"""RG-TAG-*: what a production tag or reference names must not change under
+it: no `latest`, immutable release tags, versioned names, digest pins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from audits.model import (
+    REPOSITORIES,
+    TAG_IMMUTABILITY,
+    ImmutabilitySetting,
+    RepositoryFacts,
+    Severity,
+    TagImmutabilityFacts,
+    Verdict,
+)
+from audits.rules.common import (
+    IMAGE_REFS_KIND,
+    REGISTRY_KINDS,
+    SAMPLE_RELEASE_TAGS,
+    evidence,
+    filters_covering,
+    image_tags,
+    is_digest_tag,
+    is_release_tag,
+    is_semver_tag,
+    judge_repositories,
+    no_prod_references,
+    prod_references,
+    reference_evidence,
+    reference_resource,
+    registry_resource,
+)
+from audits.rules.registry import (
+    FactView,
+    Remediation,
+    RuleContext,
+    RuleMeta,
+    errored,
+    failed,
+    not_applicable,
+    passed,
+    rule,
+)
+from components.baseline import matches_release_tag
+
+LATEST = "latest"
+
+
+@rule(
+    RuleMeta(
+        id="RG-TAG-001",
+        title="No `latest` in production",
+        rationale=(
+            "`latest` is whatever was pushed last: two nodes pulling it minutes apart can run "
+            "different code, a rollback cannot name what ran before, and an audit cannot say "
+            "which build is in production. Production repositories should not carry it and "
+            "production manifests must not reference it, explicitly or by omitting the tag."
+        ),
+        seed_section="Tagging",
+        severity=Severity.HIGH,
+        kinds=REGISTRY_KINDS | {IMAGE_REFS_KIND},
+        soc2=("CC8.1",),
+        nist_800_53=("CM-2", "CM-3"),
+        remediation=Remediation(
+            cli=(
+                "reference a version or digest (`image: app:1.4.2@sha256:...`); remove the tag: "
+                "`aws ecr batch-delete-image --repository-name <repo> --image-ids imageTag=latest`"
+                " / `regctl tag delete <registry>/<repo>:latest`"
+            ),
+            component="EcrRepositoryArgs(baseline=Baseline(immutable_tags=True)) keeps release "
+            "tags fixed; push versioned tags from CI",
+        ),
+        prod_only=True,
+    )
+)
+def no_latest_in_prod(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    """Registry kinds: the prod repository has no `latest` tag. image-refs: the
+    prod reference names neither `:latest` nor omits both tag and digest."""
+    if facts.kind == IMAGE_REFS_KIND:
+        yield from _latest_references(ctx, facts)
+        return
+
+    def judge(repo: RepositoryFacts) -> Iterator[Verdict]:
+        names = [t.name for t in repo.tags]
+        ev = evidence(facts, REPOSITORIES, repository=repo.name, tags=len(names))
+        if LATEST in names:
+            yield failed(repo.name, "production repository carries a `latest` tag", **ev)
+        else:
+            yield passed(repo.name, "no `latest` tag", **ev)
+
+    yield from judge_repositories(ctx, facts, judge, prod_only=True)
+
+
+def _latest_references(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    refs, found = prod_references(ctx, facts)
+    if not refs:
+        yield no_prod_references(ctx, facts, found)
+    for ref in refs:
+        ev = reference_evidence(facts, ref)
+        if ref.tag == LATEST and ref.digest is None:
+            yield failed(reference_resource(ref), "production reference uses `:latest`", **ev)
+        elif ref.tag is None and ref.digest is None:
+            yield failed(reference_resource(ref), "untagged reference resolves to `latest`", **ev)
+        else:
+            yield passed(reference_resource(ref), "reference names a fixed tag or digest", **ev)
+
+
+@rule(
+    RuleMeta(
+        id="RG-TAG-002",
+        title="Tags immutable",
+        rationale=(
+            "If a release tag can be overwritten, `app:1.4.2` in a manifest proves nothing: "
+            "anyone with push rights (or a stolen CI token) can replace what it points to and "
+            "every later pull runs the new content. Release tags must be immutable; exclusions "
+            "are fine for scratch tags (`dev-*`, `sha-*`) but must never cover release tags."
+        ),
+        seed_section="Tagging",
+        severity=Severity.HIGH,
+        kinds=REGISTRY_KINDS,
+        soc2=("CC8.1",),
+        nist_800_53=("CM-2", "CM-3", "SI-7"),
+        remediation=Remediation(
+            cli=(
+                "`aws ecr put-image-tag-mutability --repository-name <repo> "
+                "--image-tag-mutability IMMUTABLE_WITH_EXCLUSION "
+                "--image-tag-mutability-exclusion-filters filterType=WILDCARD,filter=dev-*` "
+                "(or IMMUTABLE); GAR: `gcloud artifacts repositories update <repo> "
+                "--immutable-tags`; ACR: `az acr repository update --name <registry> --image "
+                "<repo>:<tag> --write-enabled false`; Harbor: add a tag immutability rule for `**`"
+            ),
+            component="EcrRepositoryArgs(baseline=Baseline(immutable_tags=True, immutable_tag_exclusions=('dev-*',)))",
+        ),
+    )
+)
+def tags_immutable(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    """Immutable passes unless an exclusion filter covers a release tag: any
+    semver tag (exact check), the sample release tags, or the repository's
+    own release tags. Mutable (incl. MUTABLE_WITH_EXCLUSION) fails."""
+    settings: TagImmutabilityFacts = facts.require(TAG_IMMUTABILITY)
+    repos: tuple[RepositoryFacts, ...] = facts.require(REPOSITORIES)
+    by_name = {r.name: r for r in repos}
+    names = sorted(set(by_name) | set(settings.by_repository))
+    if not names:
+        yield not_applicable(registry_resource(ctx, facts), "no repositories", **facts.source(REPOSITORIES))
+    for name in names:
+        repo = by_name.get(name)
+        if repo is not None and repo.error:
+            yield errored(name, f"repository could not be read: {repo.error}", **facts.source(REPOSITORIES))
+            continue
+        setting = settings.by_repository.get(name)
+        if setting is None:
+            yield errored(name, "no tag immutability setting observed", **facts.source(TAG_IMMUTABILITY))
+            continue
+        release_tags = [t.name for t in repo.tags if is_release_tag(t.name)] if repo else []
+        yield _judge_immutability(facts, name, setting, release_tags)
+
+
+def _judge_immutability(facts: FactView, name: str, setting: ImmutabilitySetting, release_tags: list[str]) -> Verdict:
+    ev = evidence(
+        facts,
+        TAG_IMMUTABILITY,
+        repository=name,
+        immutable=setting.immutable,
+        exclusion_filters=list(setting.exclusion_filters),
+        setting=setting.detail,
+    )
+    if not setting.immutable:
+        return failed(name, f"tags are mutable ({setting.detail or 'MUTABLE'})", **ev)
+    covered = filters_covering(setting.exclusion_filters, [*SAMPLE_RELEASE_TAGS, *release_tags])
+    for flt in setting.exclusion_filters:
+        if flt not in covered and matches_release_tag(flt):
+            covered[flt] = ["<any x.y.z release tag>"]
+    if covered:
+        shown = "; ".join(f"{f!r} matches {', '.join(tags[:3])}" for f, tags in covered.items())
+        return failed(name, f"immutability exclusions leave release tags mutable: {shown}", covered=covered, **ev)
+    if setting.exclusion_filters:
+        return passed(name, "immutable; exclusions cover no release tag", **ev)
+    return passed(name, "tags immutable", **ev)
+
+
+@rule(
+    RuleMeta(
+        id="RG-TAG-003",
+        title="Versioned tags",
+        rationale=(
+            "Tags such as `stable`, `prod` or `fix` say nothing about which build they hold, "
+            "so rollbacks, change records and vulnerability reports cannot refer to a version. "
+            "Production tags should be semantic versions (`v1.2.0` / `1.2.0`) or content digests."
+        ),
+        seed_section="Tagging",
+        severity=Severity.LOW,
+        kinds=REGISTRY_KINDS,
+        soc2=("CC8.1",),
+        nist_800_53=("CM-2",),
+        remediation=Remediation(
+            cli="retag with a version and push (`docker tag app:stable app:1.4.2 && docker push "
+            "app:1.4.2`), then delete the unversioned tag",
+            component="EcrRepositoryArgs(baseline=Baseline(immutable_tags=True)) plus a CI "
+            "step that derives the tag from the release version",
+        ),
+        prod_only=True,
+    )
+)
+def versioned_tags(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    """Judged on tag names only (the name is observed even when a tag's
+    manifest could not be read); signature artifacts are skipped."""
+
+    def judge(repo: RepositoryFacts) -> Iterator[Verdict]:
+        names = [t.name for t in image_tags(repo)]
+        bad = [n for n in names if not (is_semver_tag(n) or is_digest_tag(n))]
+        ev = evidence(facts, REPOSITORIES, repository=repo.name, tags=len(names), unversioned=bad)
+        if not names:
+            yield not_applicable(repo.name, "repository has no image tags", **ev)
+        elif bad:
+            yield failed(repo.name, f"unversioned tags: {', '.join(bad[:10])}", **ev)
+        else:
+            yield passed(repo.name, "all tags are versions or digests", **ev)
+
+    yield from judge_repositories(ctx, facts, judge, prod_only=True)
+
+
+@rule(
+    RuleMeta(
+        id="RG-TAG-004",
+        title="References pinned",
+        rationale=(
+            "A tag is a pointer the registry resolves at pull time; a digest is the content "
+            "itself. Production references pinned with `@sha256:` run exactly the image that "
+            "was tested and signed, whatever happens to the tag later."
+        ),
+        seed_section="Tagging",
+        severity=Severity.MEDIUM,
+        kinds=frozenset({IMAGE_REFS_KIND}),
+        soc2=("CC8.1",),
+        # NIST mapping corrected from RULES.md (SI-7, CM-14) to (SI-7, CM-2): CM-14 "Signed
+        # Components" is about verifying signatures (RG-SIGN-*); a digest pin fixes the
+        # baseline artifact and lets the runtime check its integrity.
+        nist_800_53=("SI-7", "CM-2"),
+        remediation=Remediation(
+            cli="resolve and pin: `crane digest <image>:<tag>` (or `docker buildx imagetools "
+            "inspect`), then write `<image>:<tag>@sha256:<digest>`",
+            component="not a registry setting: pin references in the manifests (regguard lint-refs checks them in CI)",
+        ),
+        prod_only=True,
+    )
+)
+def references_pinned(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    refs, found = prod_references(ctx, facts)
+    if not refs:
+        yield no_prod_references(ctx, facts, found)
+    for ref in refs:
+        ev = reference_evidence(facts, ref)
+        if ref.digest:
+            yield passed(reference_resource(ref), "pinned by digest", **ev)
+        else:
+            yield failed(reference_resource(ref), "reference is not pinned by digest", **ev)
