@@ -30,6 +30,8 @@ REDACTED = "***REDACTED***"
 
 # The last word of a key that names a secret ("registry_password", "auth",
 # "access-token"); "password_env" or "token_expires_at" are not secrets.
+# "credential" is deliberately absent: the model guarantees a credential's
+# `id` is never the secret, and rules report it as evidence.
 _SECRET_WORDS = frozenset(
     {
         "password",
@@ -41,8 +43,6 @@ _SECRET_WORDS = frozenset(
         "authorization",
         "auth",
         "apikey",
-        "credential",
-        "credentials",
         "cookie",
     }
 )
@@ -121,12 +121,20 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def _can_hold_secret(value: Any) -> bool:
+    """Flags and counts under a secret-sounding key are evidence, not secrets
+    (`default_password: true` is the finding); text and containers may be."""
+    if value is None or isinstance(value, bool | int | float):
+        return False
+    return bool(value != "")
+
+
 def redact(value: Any) -> Any:
     """A copy of `value` with secrets masked, recursing into mappings and
     sequences; a key that names a secret has its whole value replaced."""
     if isinstance(value, Mapping):
         return {
-            str(k): (REDACTED if is_secret_key(str(k)) and v not in (None, "") else redact(v))
+            str(k): (REDACTED if is_secret_key(str(k)) and _can_hold_secret(v) else redact(v))
             for k, v in value.items()
         }
     if isinstance(value, str):

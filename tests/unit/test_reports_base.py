@@ -26,8 +26,7 @@ from tests.unit import report_fixtures as fx
 @pytest.mark.parametrize(
     "key",
     ["password", "Password", "registry_password", "auth", "Authorization", "access-token",
-     "refreshToken", "client_secret", "secret_access_key", "api_key", "apiKey", "credentials",
-     "x-registry-auth"],
+     "refreshToken", "client_secret", "secret_access_key", "api_key", "apiKey", "x-registry-auth"],
 )
 def test_secret_keys_are_recognised(key: str) -> None:
     assert is_secret_key(key)
@@ -36,7 +35,7 @@ def test_secret_keys_are_recognised(key: str) -> None:
 @pytest.mark.parametrize(
     "key",
     ["password_env", "token_expires_at", "access_key_id", "auth_scheme", "author", "status",
-     "key_id", "username", "challenge_schemes", "authenticated"],
+     "key_id", "username", "challenge_schemes", "authenticated", "credential", "credential_kind"],
 )
 def test_harmless_keys_are_kept(key: str) -> None:
     assert not is_secret_key(key)
@@ -50,6 +49,8 @@ def test_redact_masks_nested_secret_values_and_keeps_the_rest() -> None:
         "headers": [{"Authorization": "Basic dXNlcjpwYXNz"}],
         "password_env": "EDGE_REGISTRY_PASSWORD",
         "empty_token": "",
+        "default_password": True,
+        "token": None,
     }
     out = redact(evidence)
     assert out["status"] == 401
@@ -58,6 +59,8 @@ def test_redact_masks_nested_secret_values_and_keeps_the_rest() -> None:
     assert out["headers"] == [{"Authorization": REDACTED}]
     assert out["password_env"] == "EDGE_REGISTRY_PASSWORD"
     assert out["empty_token"] == ""  # nothing to hide, and the absence is evidence
+    assert out["default_password"] is True  # a flag is the finding, not a secret
+    assert out["token"] is None
     assert evidence["password"] == "pw"  # the input is not modified
 
 
