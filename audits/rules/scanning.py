@@ -1,0 +1,188 @@
+"""RG-SCAN-*: images are scanned automatically, and the newest production
+image of each repository has no unresolved finding at or above the threshold."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from audits.model import (
+    REPOSITORIES,
+    SCANNING,
+    RepositoryFacts,
+    ScanningFacts,
+    Severity,
+    TagFacts,
+    Verdict,
+)
+from audits.rules.common import (
+    REGISTRY_KINDS,
+    evidence,
+    image_tags,
+    judge_repositories,
+    registry_resource,
+    tag_resource,
+)
+from audits.rules.registry import (
+    FactView,
+    Remediation,
+    RuleContext,
+    RuleMeta,
+    errored,
+    failed,
+    not_applicable,
+    passed,
+    rule,
+)
+
+AUTOMATIC_MODES = frozenset({"scan_on_push", "continuous"})
+# Vendor spellings of severities that are not Severity values.
+_SEVERITY_ALIASES = {"informational": Severity.INFO, "negligible": Severity.INFO, "moderate": Severity.MEDIUM}
+
+_SCAN_COMPONENT = "EcrRegistryArgs(baseline=Baseline(scan_mode='continuous')) (or 'scan_on_push')"
+
+
+@rule(
+    RuleMeta(
+        id="RG-SCAN-001",
+        title="Vulnerability scanning on",
+        rationale=(
+            "Images age: a base image that was clean when pushed collects known CVEs within "
+            "weeks. Without automatic scanning (on push, or continuously as new advisories "
+            "appear) nobody learns that a production image is exploitable until it is "
+            "exploited. Every repository must be covered; a scanning filter with gaps is a "
+            "silent exemption."
+        ),
+        seed_section="Pro tips",
+        severity=Severity.HIGH,
+        kinds=REGISTRY_KINDS,
+        soc2=("CC7.1",),
+        nist_800_53=("RA-5", "SI-2"),
+        remediation=Remediation(
+            cli=(
+                "`aws ecr put-registry-scanning-configuration --scan-type ENHANCED --rules "
+                '\'[{"scanFrequency":"CONTINUOUS_SCAN","repositoryFilters":[{"filter":"*",'
+                '"filterType":"WILDCARD"}]}]\'`; GAR: `gcloud services enable '
+                "containerscanning.googleapis.com`; ACR: enable Defender for Containers; Harbor: "
+                "set `auto_scan=true` on each project with Trivy installed"
+            ),
+            component=_SCAN_COMPONENT,
+        ),
+    )
+)
+def scanning_enabled(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    scanning: ScanningFacts = facts.require(SCANNING)
+    resource = registry_resource(ctx, facts)
+    ev = evidence(
+        facts,
+        SCANNING,
+        enabled=scanning.enabled,
+        mode=scanning.mode,
+        scanner=scanning.scanner,
+        uncovered_repositories=list(scanning.uncovered_repositories),
+        detail=scanning.detail,
+    )
+    problems = []
+    if not scanning.enabled:
+        problems.append("vulnerability scanning is off")
+    elif scanning.mode not in AUTOMATIC_MODES:
+        problems.append(f"scans are not automatic (mode {scanning.mode or 'none'})")
+    if scanning.enabled and facts.kind == "harbor" and not scanning.scanner:
+        problems.append("no scanner is installed")
+    if scanning.uncovered_repositories:
+        shown = ", ".join(scanning.uncovered_repositories[:10])
+        problems.append(f"{len(scanning.uncovered_repositories)} repositories not covered: {shown}")
+    if problems:
+        yield failed(resource, "; ".join(problems), **ev)
+    else:
+        yield passed(resource, f"scanning {scanning.mode} covers every repository", **ev)
+
+
+def severity_of(name: str) -> Severity | None:
+    """A vendor's severity word as a Severity; None for words like `undefined`."""
+    lowered = name.lower()
+    try:
+        return Severity(lowered)
+    except ValueError:
+        return _SEVERITY_ALIASES.get(lowered)
+
+
+def newest_tag(repo: RepositoryFacts) -> TagFacts | None:
+    """The most recently pushed image tag; None when any push time is missing
+    (then "newest" cannot be decided honestly)."""
+    tags = image_tags(repo)
+    if not tags or any(t.pushed_at is None for t in tags):
+        return None
+    return max(tags, key=lambda t: (t.pushed_at, t.name))
+
+
+@rule(
+    RuleMeta(
+        id="RG-SCAN-002",
+        title="No unresolved critical/high vulnerabilities",
+        rationale=(
+            "Scanning only helps if its results block releases. The newest image of each "
+            "production repository is what a deployment or rollback will pull next; it must "
+            "have a completed scan with nothing at or above `max_vuln_severity`, otherwise a "
+            "known exploitable flaw is being shipped on purpose."
+        ),
+        seed_section="Auditor",
+        severity=Severity.HIGH,
+        kinds=REGISTRY_KINDS,
+        soc2=("CC7.1",),
+        nist_800_53=("RA-5", "SI-2"),
+        remediation=Remediation(
+            cli=(
+                "rebuild on a patched base image and push a new version; inspect with "
+                "`aws ecr describe-image-scan-findings --repository-name <repo> --image-id "
+                "imageTag=<tag>` (Harbor: `GET /api/v2.0/projects/<p>/repositories/<r>/artifacts"
+                "?with_scan_overview=true`)"
+            ),
+            component=_SCAN_COMPONENT,
+        ),
+        prod_only=True,
+    )
+)
+def no_unresolved_vulnerabilities(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    threshold = Severity.parse(ctx.thresholds.max_vuln_severity)
+
+    def judge(repo: RepositoryFacts) -> Iterator[Verdict]:
+        source = facts.source(REPOSITORIES)
+        if not image_tags(repo):
+            yield not_applicable(repo.name, "repository has no image tags", **source)
+            return
+        tag = newest_tag(repo)
+        if tag is None:
+            yield errored(repo.name, "push times not observed: cannot tell the newest image", **source)
+            return
+        yield _judge_scan(repo, tag, threshold, source)
+
+    yield from judge_repositories(ctx, facts, judge, prod_only=True)
+
+
+def _judge_scan(repo: RepositoryFacts, tag: TagFacts, threshold: Severity, source: dict[str, str]) -> Verdict:
+    resource = tag_resource(repo, tag)
+    ev: dict[str, Any] = {
+        "repository": repo.name,
+        "tag": tag.name,
+        "digest": tag.digest,
+        "pushed_at": tag.pushed_at.isoformat() if tag.pushed_at else None,
+        "max_vuln_severity": threshold.value,
+        **source,
+    }
+    if tag.error:
+        return errored(resource, f"newest tag could not be read: {tag.error}", **ev)
+    if tag.scan is None:
+        return errored(resource, "scan result was not collected", **ev)
+    ev.update(scan_status=tag.scan.status, severity_counts=dict(tag.scan.severity_counts))
+    if tag.scan.status != "complete":
+        return failed(resource, f"newest image has no completed scan (status {tag.scan.status})", **ev)
+    blocking = {
+        name: n
+        for name, n in tag.scan.severity_counts.items()
+        if n > 0 and (sev := severity_of(name)) is not None and sev.rank >= threshold.rank
+    }
+    if blocking:
+        counts = ", ".join(f"{n} {name}" for name, n in sorted(blocking.items()))
+        return failed(resource, f"newest image has {counts} finding(s)", **ev)
+    return passed(resource, f"newest image scanned clean at {threshold.value} and above", **ev)

@@ -1,0 +1,128 @@
+"""RG-SCAN-001..002: scanning configuration and the newest image's results."""
+
+from __future__ import annotations
+
+from audits.model import REPOSITORIES, SCANNING, Fact, RepositoryFacts, ScanningFacts, Status, VulnerabilityScan
+from audits.rules.registry import Thresholds
+from tests.unit.test_rules_common import (
+    DEV,
+    PROD,
+    SIG_TAG,
+    assert_evidence,
+    context,
+    only,
+    repo,
+    run,
+    run_engine,
+    statuses,
+    tag,
+    view,
+)
+
+CLEAN = VulnerabilityScan("complete", {"low": 3, "medium": 1})
+CRITICAL = VulnerabilityScan("complete", {"critical": 1, "high": 0})
+
+
+def scanning(kind: str = "ecr", **kw: object):
+    kw.setdefault("enabled", True)
+    kw.setdefault("mode", "continuous")
+    return view(kind, **{SCANNING: ScanningFacts(**kw)})  # type: ignore[arg-type]
+
+
+# RG-SCAN-001 ----------------------------------------------------------------
+
+
+def test_continuous_scanning_covering_everything_passes() -> None:
+    verdict = only(run("RG-SCAN-001", DEV, scanning()))
+    assert verdict.status is Status.PASS
+    assert_evidence([verdict], "enabled", "mode", "source")
+
+
+def test_scan_on_push_passes() -> None:
+    assert only(run("RG-SCAN-001", DEV, scanning(mode="scan_on_push"))).status is Status.PASS
+
+
+def test_disabled_or_manual_scanning_fails() -> None:
+    assert only(run("RG-SCAN-001", DEV, scanning(enabled=False, mode=None))).status is Status.FAIL
+    manual = only(run("RG-SCAN-001", DEV, scanning(mode="manual")))
+    assert manual.status is Status.FAIL
+    assert "not automatic" in manual.message
+
+
+def test_filter_gaps_fail() -> None:
+    verdict = only(run("RG-SCAN-001", DEV, scanning(uncovered_repositories=("legacy/app",))))
+    assert verdict.status is Status.FAIL
+    assert "legacy/app" in verdict.message
+
+
+def test_harbor_without_scanner_fails() -> None:
+    assert only(run("RG-SCAN-001", DEV, scanning("harbor", mode="scan_on_push"))).status is Status.FAIL
+    ok = scanning("harbor", mode="scan_on_push", scanner="Trivy")
+    assert only(run("RG-SCAN-001", DEV, ok)).status is Status.PASS
+
+
+def test_distribution_unsupported_fails_through_the_engine() -> None:
+    facts = view("distribution", **{SCANNING: Fact.unsupported("no scanning in Distribution")})
+    assert statuses(run_engine("RG-SCAN-001", DEV, facts)) == [Status.FAIL]
+
+
+# RG-SCAN-002 ----------------------------------------------------------------
+
+
+def scan_view(*items: RepositoryFacts):
+    return view("ecr", **{REPOSITORIES: tuple(items)})
+
+
+def test_newest_image_clean_passes_even_if_older_one_is_not() -> None:
+    facts = scan_view(repo("app", tag("1.0.0", pushed_days_ago=30, scan=CRITICAL), tag("1.1.0", scan=CLEAN)))
+    verdict = only(run("RG-SCAN-002", PROD, facts))
+    assert verdict.status is Status.PASS
+    assert verdict.resource == "app:1.1.0"
+    assert_evidence([verdict], "tag", "scan_status", "severity_counts", "source")
+
+
+def test_newest_image_with_critical_finding_fails() -> None:
+    facts = scan_view(repo("app", tag("1.0.0", pushed_days_ago=30, scan=CLEAN), tag("1.1.0", scan=CRITICAL)))
+    verdict = only(run("RG-SCAN-002", PROD, facts))
+    assert verdict.status is Status.FAIL
+    assert "1 critical" in verdict.message
+
+
+def test_threshold_from_context() -> None:
+    facts = scan_view(repo("app", tag("1.0.0", scan=CLEAN)))
+    strict = context("prod", thresholds=Thresholds(max_vuln_severity="medium"))
+    assert only(run("RG-SCAN-002", strict, facts)).status is Status.FAIL
+    assert only(run("RG-SCAN-002", PROD, facts)).status is Status.PASS
+
+
+def test_vendor_severity_words_are_understood() -> None:
+    facts = scan_view(repo("app", tag("1.0.0", scan=VulnerabilityScan("complete", {"MODERATE": 2, "UNDEFINED": 4}))))
+    strict = context("prod", thresholds=Thresholds(max_vuln_severity="medium"))
+    assert only(run("RG-SCAN-002", strict, facts)).status is Status.FAIL
+    assert only(run("RG-SCAN-002", PROD, facts)).status is Status.PASS
+
+
+def test_incomplete_scan_fails_and_missing_scan_errors() -> None:
+    pending = scan_view(repo("app", tag("1.0.0", scan=VulnerabilityScan("pending"))))
+    assert only(run("RG-SCAN-002", PROD, pending)).status is Status.FAIL
+    missing = scan_view(repo("app", tag("1.0.0", scan=None)))
+    assert only(run("RG-SCAN-002", PROD, missing)).status is Status.ERROR
+
+
+def test_errors_never_pass() -> None:
+    broken_tag = scan_view(repo("app", tag("1.0.0", error="manifest 404")))
+    assert only(run("RG-SCAN-002", PROD, broken_tag)).status is Status.ERROR
+    broken_repo = scan_view(repo("app", error="timeout"))
+    assert only(run("RG-SCAN-002", PROD, broken_repo)).status is Status.ERROR
+    unknown_push = scan_view(repo("app", tag("1.0.0", pushed_days_ago=None, scan=CLEAN), tag("1.1.0", scan=CLEAN)))
+    assert only(run("RG-SCAN-002", PROD, unknown_push)).status is Status.ERROR
+
+
+def test_signature_artifacts_are_not_the_newest_image() -> None:
+    facts = scan_view(repo("app", tag("1.0.0", pushed_days_ago=2, scan=CLEAN), tag(SIG_TAG, pushed_days_ago=0)))
+    assert only(run("RG-SCAN-002", PROD, facts)).resource == "app:1.0.0"
+
+
+def test_dev_and_empty_repositories_are_not_applicable() -> None:
+    assert statuses(run("RG-SCAN-002", DEV, scan_view(repo("app", tag("1", scan=CRITICAL))))) == [Status.NOT_APPLICABLE]
+    assert statuses(run("RG-SCAN-002", PROD, scan_view(repo("empty")))) == [Status.NOT_APPLICABLE]
