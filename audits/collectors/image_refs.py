@@ -124,11 +124,18 @@ def _candidates(path: Path) -> Iterator[tuple[Path, str]]:
                 yield Path(root, name), kind
 
 
+# `Dockerfile.*` names that are not Dockerfiles (ignore files, docs, templates, code).
+_NOT_DOCKERFILE_SUFFIXES = (
+    ".dockerignore", ".md", ".txt", ".json", ".py", ".go", ".sh", ".j2", ".jinja", ".tmpl", ".tpl",
+    ".bak", ".orig", ".swp",
+)
+
+
 def _classify(name: str) -> str | None:
     lower = name.lower()
-    if lower.startswith(("dockerfile", "containerfile")) or lower.endswith(
-        (".dockerfile", ".containerfile")
-    ):
+    if lower.endswith((".dockerfile", ".containerfile")):
+        return "dockerfile"
+    if lower.startswith(("dockerfile", "containerfile")) and not lower.endswith(_NOT_DOCKERFILE_SUFFIXES):
         return "dockerfile"
     if not lower.endswith(_YAML_SUFFIXES):
         return None

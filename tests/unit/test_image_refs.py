@@ -134,6 +134,22 @@ def test_git_venv_node_modules_are_skipped(tmp_path: Path) -> None:
     assert [r.repository for r in facts.references] == ["library/src-image"]
 
 
+def test_dockerfile_names(tmp_path: Path) -> None:
+    names = ["Dockerfile", "Dockerfile.prod", "Dockerfile-dev", "api.Dockerfile", "Containerfile",
+             "dockerfile", "Dockerfile.dockerignore", "Dockerfile.j2", "dockerfile_test.go", "README.md"]
+    for name in names:
+        (tmp_path / name).write_text(f"FROM {name.lower().replace('.', '-').replace('_', '-')}:1\n")
+    found = sorted(r.repository for r in scan_paths([tmp_path]).references)
+    assert found == [
+        "library/api-dockerfile",
+        "library/containerfile",
+        "library/dockerfile",
+        "library/dockerfile",
+        "library/dockerfile-dev",
+        "library/dockerfile-prod",
+    ]
+
+
 def test_explicit_file_with_unusual_name_is_read_as_dockerfile(tmp_path: Path) -> None:
     odd = tmp_path / "build.docker"
     odd.write_text("FROM alpine:3.20\n")
