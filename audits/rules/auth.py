@@ -184,7 +184,7 @@ def no_basic_auth_over_http(ctx: RuleContext, facts: FactView) -> Iterator[Verdi
                 "admin password (`harbor_admin_password` / UI) and use OIDC; Distribution: one "
                 "htpasswd entry per person or CI job (`htpasswd -B auth/htpasswd <user>`)"
             ),
-            component="DistributionVmArgs / HarborVmArgs: one account per identity from "
+            component="none needed: DistributionVmArgs(...) / HarborVmArgs(...) render one account per identity from "
             "secrets, never the installer default (no shared admin is rendered)",
         ),
     )
