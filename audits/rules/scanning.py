@@ -144,6 +144,10 @@ def newest_tag(repo: RepositoryFacts) -> TagFacts | None:
     )
 )
 def no_unresolved_vulnerabilities(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    """Requires the scanning fact first: a kind without scanning (Distribution)
+    then fails as "not supported" in production instead of erroring per
+    repository on scan results that can never exist."""
+    facts.require(SCANNING)
     threshold = Severity.parse(ctx.thresholds.max_vuln_severity)
 
     def judge(repo: RepositoryFacts) -> Iterator[Verdict]:

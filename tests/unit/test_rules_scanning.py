@@ -70,7 +70,7 @@ def test_distribution_unsupported_fails_through_the_engine() -> None:
 
 
 def scan_view(*items: RepositoryFacts):
-    return view("ecr", **{REPOSITORIES: tuple(items)})
+    return view("ecr", **{REPOSITORIES: tuple(items), SCANNING: ScanningFacts(True, "scan_on_push")})
 
 
 def test_newest_image_clean_passes_even_if_older_one_is_not() -> None:
@@ -126,3 +126,14 @@ def test_signature_artifacts_are_not_the_newest_image() -> None:
 def test_dev_and_empty_repositories_are_not_applicable() -> None:
     assert statuses(run("RG-SCAN-002", DEV, scan_view(repo("app", tag("1", scan=CRITICAL))))) == [Status.NOT_APPLICABLE]
     assert statuses(run("RG-SCAN-002", PROD, scan_view(repo("empty")))) == [Status.NOT_APPLICABLE]
+
+
+def test_kind_without_scanning_fails_as_unsupported_in_prod_only() -> None:
+    facts = view(
+        "distribution",
+        **{SCANNING: Fact.unsupported("no scanning"), REPOSITORIES: (repo("app", tag("1.0", pushed_days_ago=None)),)},
+    )
+    prod = run_engine("RG-SCAN-002", PROD, facts)
+    assert statuses(prod) == [Status.FAIL]
+    assert prod[0].message == "not supported by distribution"
+    assert statuses(run_engine("RG-SCAN-002", DEV, facts)) == [Status.NOT_APPLICABLE]
