@@ -13,9 +13,9 @@ It also builds `auditConfig`, the `regguard.yaml` mapping (see
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from components.baseline import Baseline, BaselineError
 from components.ecr import (
@@ -24,6 +24,8 @@ from components.ecr import (
     PullThroughCache,
     check_principals,
 )
+
+_T = TypeVar("_T")
 
 NAMESPACE = "regguard"
 KINDS = ("ecr",)
@@ -234,7 +236,7 @@ def _baseline(env: str, overrides: Mapping[str, Any], where: str) -> Baseline:
         raise StackConfigError(f"{where}.{exc.key}: {exc.problem}") from None
 
 
-def _build(where: str, make: Any) -> Any:
+def _build(where: str, make: Callable[[], _T]) -> _T:
     """Run an Args constructor; its `field: problem` ValueError gets `where.`
     in front. StackConfigErrors from nested parsing pass through unchanged."""
     try:
