@@ -21,6 +21,7 @@ from audits.model import (
 from audits.rules.common import REGISTRY_KINDS, evidence, registry_resource, target_is_prod
 from audits.rules.registry import (
     FactManaged,
+    FactUnavailable,
     FactView,
     Remediation,
     RuleContext,
@@ -71,13 +72,27 @@ def no_anonymous_access(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
     """The endpoint must refuse unauthenticated /v2/ and /v2/_catalog, and no
     repository not declared public may be pulled anonymously. Where the
     provider runs the endpoint (managed), only the repositories are judged."""
-    repos: tuple[RepositoryFacts, ...] = facts.require(REPOSITORIES)
     try:
         anonymous: AnonymousAccessFacts | None = facts.require(ANONYMOUS_ACCESS)
     except FactManaged:
         anonymous = None
     if anonymous is not None:
         yield _judge_endpoint(ctx, facts, anonymous)
+    try:
+        repos: tuple[RepositoryFacts, ...] = facts.require(REPOSITORIES)
+    except FactUnavailable as exc:
+        if anonymous is None:
+            raise
+        # An open endpoint must not be hidden by a failed repository listing:
+        # report both, the listing as an error.
+        yield errored(
+            registry_resource(ctx, facts),
+            f"repositories could not be judged: {exc}",
+            fact=REPOSITORIES,
+            detail=exc.fact.detail if exc.fact else "not collected",
+            **facts.source(REPOSITORIES),
+        )
+        return
     pullable = set(anonymous.anonymously_pullable) if anonymous else set()
     for repo in repos:
         verdict = _judge_repository(facts, repo, repo.name in pullable)
@@ -148,18 +163,27 @@ def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool)
     )
 )
 def no_basic_auth_over_http(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    """A Basic challenge over HTTP fails. A pass needs a conclusive answer: the
+    API itself without Basic, a redirect, a non-API answer (e.g. 400 from a TLS
+    port), or a refusal while the registry answers on its own URL. A 5xx, or a
+    refusal from a host that is down, says nothing about its configuration."""
     plain: PlainHttpFacts = facts.require(PLAIN_HTTP)
     ev = evidence(
         facts,
         PLAIN_HTTP,
         url=plain.url,
         status=plain.status,
+        serves_api=plain.serves_api,
         challenge_schemes=list(plain.challenge_schemes),
         redirects_to_https=plain.redirects_to_https,
     )
     if "basic" in plain.challenge_schemes:
         yield failed(plain.url, "plain HTTP answers with a Basic authentication challenge", **ev)
+    elif plain.status is not None and plain.status >= 500 and not plain.redirects_to_https:
+        yield errored(plain.url, f"plain HTTP answered {plain.status}: cannot tell which challenge it sends", **ev)
     else:
+        if plain.status is None:
+            facts.require(ANONYMOUS_ACCESS)
         yield passed(plain.url, "no Basic challenge over plain HTTP", **ev)
 
 

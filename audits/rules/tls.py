@@ -90,6 +90,9 @@ def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
         yield http
         return
     endpoint: EndpointFacts = facts.require(ENDPOINT)
+    # "Only over HTTPS" needs the HTTPS side observed too: a dead host refuses
+    # plain HTTP as well, which says nothing about how it serves when it is up.
+    facts.require(TLS)
     plain: PlainHttpFacts = facts.require(PLAIN_HTTP)
     seen = evidence(
         facts,

@@ -100,6 +100,19 @@ def test_managed_endpoint_still_judges_repository_policies() -> None:
     assert mapping_of(run("RG-AUTH-001", DEV, facts)) == {"r": Status.FAIL}
 
 
+def test_open_endpoint_is_reported_even_when_repositories_fail() -> None:
+    anonymous = AnonymousAccessFacts(v2_status=200, catalog_status=200, challenge=None)
+    facts = view(**{ANONYMOUS_ACCESS: anonymous, REPOSITORIES: Fact.error("invalid JSON", "GET /v2/_catalog")})
+    verdicts = run("RG-AUTH-001", DEV, facts)
+    assert statuses(verdicts) == [Status.FAIL, Status.ERROR]
+    assert "invalid JSON" in verdicts[1].message
+
+
+def test_missing_repositories_on_managed_endpoint_is_error() -> None:
+    facts = view("ecr", **{ANONYMOUS_ACCESS: Fact.managed("AWS"), REPOSITORIES: Fact.error("denied", "ecr")})
+    assert statuses(run_engine("RG-AUTH-001", DEV, facts)) == [Status.ERROR]
+
+
 def test_missing_anonymous_probe_is_error_through_the_engine() -> None:
     facts = view(**{ANONYMOUS_ACCESS: Fact.error("refused", "GET /v2/"), REPOSITORIES: ()})
     assert statuses(run_engine("RG-AUTH-001", DEV, facts)) == [Status.ERROR]
@@ -127,6 +140,14 @@ def test_basic_challenge_over_http_fails() -> None:
 def test_bearer_only_or_no_challenge_passes() -> None:
     assert only(run("RG-AUTH-002", DEV, view(**{PLAIN_HTTP: plain("bearer")}))).status is Status.PASS
     assert only(run("RG-AUTH-002", DEV, view(**{PLAIN_HTTP: plain()}))).status is Status.PASS
+
+
+def test_refused_plain_http_passes_only_if_the_registry_answered_elsewhere() -> None:
+    refused = PlainHttpFacts("http://registry.test:5000/v2/", serves_api=False, status=None, redirects_to_https=False)
+    alive = view(**{PLAIN_HTTP: refused, ANONYMOUS_ACCESS: CLOSED})
+    assert only(run("RG-AUTH-002", DEV, alive)).status is Status.PASS
+    dead = view(**{PLAIN_HTTP: refused, ANONYMOUS_ACCESS: Fact.error("connection refused", "GET /v2/")})
+    assert statuses(run_engine("RG-AUTH-002", DEV, dead)) == [Status.ERROR]
 
 
 # RG-AUTH-003 ----------------------------------------------------------------
@@ -169,3 +190,8 @@ def test_production_pattern_makes_htpasswd_account_prod() -> None:
 def test_not_observable_admin_account_is_manual() -> None:
     facts = view(**{ADMIN_ACCOUNT: Fact.not_observable("htpasswd file not readable")})
     assert statuses(run_engine("RG-AUTH-003", PROD, facts)) == [Status.MANUAL]
+
+
+def test_server_error_over_plain_http_is_inconclusive() -> None:
+    broken = PlainHttpFacts("http://registry.test/v2/", serves_api=False, status=503, redirects_to_https=False)
+    assert only(run("RG-AUTH-002", DEV, view(**{PLAIN_HTTP: broken}))).status is Status.ERROR

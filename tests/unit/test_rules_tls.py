@@ -64,8 +64,17 @@ def test_http_only_target_fails_without_needing_plain_http_fact() -> None:
     assert verdict.evidence["scheme"] == "http"
 
 
+def test_dead_host_is_error_not_https_only() -> None:
+    facts = view(
+        **{ENDPOINT: HTTPS, PLAIN_HTTP: replace(REFUSED, status=None), TLS: Fact.error("connection refused", "tls")}
+    )
+    assert statuses(run_engine("RG-TLS-001", PROD, facts)) == [Status.ERROR]
+
+
 def test_plain_http_probe_error_is_error_not_pass() -> None:
-    facts = view(**{ENDPOINT: HTTPS, PLAIN_HTTP: Fact.error("connection reset", source="GET http://x/v2/")})
+    facts = view(
+        **{ENDPOINT: HTTPS, TLS: GOOD_CERT, PLAIN_HTTP: Fact.error("connection reset", source="GET http://x/v2/")}
+    )
     assert statuses(run_engine("RG-TLS-001", PROD, facts)) == [Status.ERROR]
 
 
