@@ -217,12 +217,11 @@ def test_dev_opt_outs_are_visible_in_tags(mocked: Callable[..., ProgramRun]) -> 
 def test_tag_exclusions_follow_the_sdk(mocked: Callable[..., ProgramRun]) -> None:
     dev = Baseline.for_environment("dev")
     _, repo = _repository(mocked, EcrRepositoryArgs("payments/api", dev, "dev"))
-    if SUPPORTS_TAG_EXCLUSIONS:
-        assert repo["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
-    else:
-        # pulumi-aws 6.x: stricter than asked, and said so in a tag.
-        assert repo["imageTagMutability"] == "IMMUTABLE"
-        assert repo["tags"]["regguard:not-applied:immutable_tag_exclusions"]
+    assert SUPPORTS_TAG_EXCLUSIONS, "the locked pulumi-aws (7.x) supports exclusion filters"
+    assert repo["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    filters = {f["filter"] for f in repo["imageTagMutabilityExclusionFilters"]}
+    assert filters and all(f["filterType"] == "WILDCARD" for f in repo["imageTagMutabilityExclusionFilters"])
+    assert "dev-*" in filters
     assert repo["tags"]["regguard:opt-out:immutable_tag_exclusions"] == "dev-..."
 
 

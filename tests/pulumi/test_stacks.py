@@ -10,6 +10,8 @@ from typing import Any
 import pulumi
 import pytest
 
+from components.baseline import matches_release_tag
+
 from audits.config import EcrTarget, parse_config
 from tests.pulumi.mocks import ProgramRun, RegisteredResource
 
@@ -45,7 +47,9 @@ def test_stack_registers_compliant_resources(env: str, run_stack: RunStack) -> N
     for repo in repos:
         component = _component_of(run, repo)
         assert component.type == "regguard:ecr:EcrRepository"
-        assert repo.inputs["imageTagMutability"] == "IMMUTABLE"
+        assert repo.inputs["imageTagMutability"] in {"IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION"}
+        for exclusion in repo.inputs.get("imageTagMutabilityExclusionFilters") or []:
+            assert not matches_release_tag(exclusion["filter"]), exclusion  # release tags stay immutable
         assert repo.inputs["tags"]["regguard:environment"] == env
         assert repo.inputs["tags"]["regguard:managed"] == "true"
         assert "regguard:opt-out:public" not in repo.inputs["tags"]
