@@ -12,6 +12,7 @@ instead of re-sent. Concurrency is bounded by a semaphore around each request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Coroutine, Iterable
 from pathlib import Path
@@ -77,6 +78,8 @@ class OciPusher:
         self._blob_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._blob_home: dict[str, str] = {}
         self.requests = 0
+        self.uploads = 0
+        """Blob uploads actually sent (not skipped by HEAD, not mounted)."""
 
     @classmethod
     def for_registry(cls, reg: RunningRegistry, **kwargs: Any) -> OciPusher:
@@ -138,15 +141,18 @@ class OciPusher:
         await task
 
     async def _upload_if_missing(self, repo: str, blob: Blob) -> None:
+        """HEAD, then mount from the repository that first claimed this blob (after its
+        own upload finished), else a monolithic upload."""
+        home = self._blob_home.setdefault(blob.digest, repo)
+        if home != repo:
+            with contextlib.suppress(Exception):  # the home's failure is reported there
+                await self._blob_tasks[(home, blob.digest)]
         head = await self._request("HEAD", f"{self.base_url}/v2/{repo}/blobs/{blob.digest}")
         if head.status_code == 200:
             return
         if head.status_code != 404:
             raise PushError(_describe(head))
-        params = None
-        home = self._blob_home.get(blob.digest)
-        if home is not None and home != repo:
-            params = {"mount": blob.digest, "from": home}
+        params = {"mount": blob.digest, "from": home} if home != repo else None
         start = await self._request("POST", f"{self.base_url}/v2/{repo}/blobs/uploads/", params=params)
         if start.status_code == 201:  # mounted from another repository
             return
@@ -162,7 +168,7 @@ class OciPusher:
         )
         if done.status_code != 201:
             raise PushError(_describe(done))
-        self._blob_home.setdefault(blob.digest, repo)
+        self.uploads += 1
 
     # -- manifests ------------------------------------------------------------
     async def put_manifest(self, repo: str, reference: str, media_type: str, body: bytes) -> str:
