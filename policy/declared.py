@@ -114,14 +114,20 @@ DECLARED_STATE_RULES: tuple[str, ...] = (
     "RG-TAG-002",
 )
 
+# The frameworks a stack audits against when its config names none
+# (components.stack_config.DEFAULT_FRAMEWORKS); only RG-ENC-001's severity
+# depends on them, never whether it fails.
+DEFAULT_FRAMEWORKS: tuple[str, ...] = ("soc2", "nist-800-53")
+
 # Baseline fields whose explicit `regguard:opt-out:<field>` tag covers a
 # failure of the rule (see policy/README.md, "Opt-outs").
+# Only opt-outs that can make the rule fail are listed: `public` already
+# passes RG-AUTH-001 (declared_public), `scan_on_push` passes RG-SCAN-001,
+# and the baseline refuses exclusions that would cover a release tag.
 OPT_OUT_FIELDS: Mapping[str, tuple[str, ...]] = {
-    "RG-AUTH-001": ("public",),
     "RG-ENC-001": ("customer_managed_key",),
     "RG-REP-001": ("replicate_to",),
-    "RG-SCAN-001": ("scan_mode",),
-    "RG-TAG-002": ("immutable_tags", "immutable_tag_exclusions"),
+    "RG-TAG-002": ("immutable_tags",),
 }
 
 # Registry-wide verdicts point at the resource that holds the setting.
@@ -327,7 +333,7 @@ class _Unknown(Exception):
 def declare(
     resources: Sequence[DeclaredResource],
     *,
-    frameworks: tuple[str, ...] = ("soc2", "nist-800-53"),
+    frameworks: tuple[str, ...] = DEFAULT_FRAMEWORKS,
     at: datetime | None = None,
 ) -> DeclaredStack | None:
     """The stack's ECR facts, or None when it declares no ECR repository
