@@ -133,7 +133,9 @@ def main() -> int:
         images = seed(server.url, args.repos, args.images, args.seed_threads)
         seeded = time.perf_counter() - t0
         print(f"seeded {args.repos} repositories, {images} images in {seeded:.1f} s ({images / seeded:.0f} puts/s)")
-        target = EcrTarget(name="bench", kind="ecr", region=REGION, endpoint_url=server.url)
+        target = EcrTarget.model_validate(
+            {"name": "bench", "kind": "ecr", "region": REGION, "endpoint_url": server.url}
+        )
         serial = run(target, 1)
         report("concurrency 1", *serial, args.repos)
         parallel = run(target, args.concurrency)

@@ -186,7 +186,11 @@ def collect(target: EcrTarget, options: CollectOptions) -> TargetFacts:
     except (BotoCoreError, ValueError) as exc:
         detail = f"cannot create AWS clients: {_describe(exc)}"
         return _all_errors(target, detail, "boto3.Session", started, counter)
-    return collect_with_clients(target, options, clients, counter=counter, started=started)
+    try:
+        return collect_with_clients(target, options, clients, counter=counter, started=started)
+    except Exception as exc:  # a collector bug must become error facts, never a crash or a pass
+        detail = f"ECR collector failed: {type(exc).__name__}: {_describe(exc)}"
+        return _all_errors(target, detail, "ecr", started, counter)
 
 
 def make_clients(target: EcrTarget, options: CollectOptions) -> AwsClients:
@@ -502,7 +506,11 @@ def _repository(detail: RepositoryDetail, uri: str, target: EcrTarget) -> Reposi
         errors.append(f"DescribeImages: {detail.images.error}")
     anonymous: bool | None
     if detail.policy.value is not None:
-        anonymous = grants_anonymous_pull(detail.policy.value)
+        try:
+            anonymous = grants_anonymous_pull(detail.policy.value)
+        except ValueError:
+            anonymous = None
+            errors.append("GetRepositoryPolicy: the policy is not valid JSON")
     elif detail.policy.error_code == "RepositoryPolicyNotFoundException":
         anonymous = False  # no policy: only IAM principals of this account can pull
     else:

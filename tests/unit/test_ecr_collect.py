@@ -274,3 +274,27 @@ def test_endpoint_facts_are_managed_without_probe(aws: None) -> None:
     facts = ecr.collect(_target(), CollectOptions())
     for name in (TLS, PLAIN_HTTP, ANONYMOUS_ACCESS, ENDPOINT):
         assert facts.facts[name].state is FactState.MANAGED
+
+
+def test_unparseable_repository_policy_is_an_error_not_a_verdict() -> None:
+    detail = ecr.RepositoryDetail(
+        name="app1",
+        images=ecr.Outcome(value=[]),
+        lifecycle=ecr.Outcome(value=LIFECYCLE),
+        policy=ecr.Outcome(value="{not json"),
+    )
+    repo = ecr._repository(detail, "", _target())
+    assert repo.anonymous_pull is None
+    assert repo.error == "GetRepositoryPolicy: the policy is not valid JSON"
+
+
+def test_a_collector_bug_becomes_error_facts(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    boto3.client("ecr", region_name="us-east-1").create_repository(repositoryName="app1")
+
+    def broken(*_: Any) -> Any:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(ecr, "scanning_facts", broken)
+    facts = ecr.collect(_target(), CollectOptions())
+    assert {f.state for f in facts.facts.values()} == {FactState.ERROR}
+    assert (facts.facts[REPOSITORIES].detail or "").startswith("ECR collector failed: KeyError")
