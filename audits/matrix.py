@@ -45,12 +45,12 @@ class UseCase:
 
 @dataclass(frozen=True)
 class Recommendation:
-    """A kind with the declared use cases it satisfies (and those it does not)."""
+    """A kind with the declared use cases it satisfies (`satisfied`) and those it does not (`missing`)."""
 
     kind: str
     score: int
-    satisfies: tuple[str, ...]
-    misses: tuple[str, ...]
+    satisfied: tuple[str, ...]
+    missing: tuple[str, ...]
     reasons: tuple[str, ...]  # "use-case: reason", in the order use cases were given
     conditions: tuple[str, ...] = ()
 
@@ -161,17 +161,17 @@ def _check(use_cases: Sequence[str]) -> None:
 
 
 def _recommendation(kind: str, use_cases: Sequence[str]) -> Recommendation:
-    satisfies, misses, reasons, conditions = [], [], [], []
+    satisfied, missing, reasons, conditions = [], [], [], []
     for uc_id in dict.fromkeys(use_cases):
         choice = USE_CASES[uc_id].choice_for(kind)
         if choice is None:
-            misses.append(uc_id)
+            missing.append(uc_id)
             continue
-        satisfies.append(uc_id)
+        satisfied.append(uc_id)
         reasons.append(f"{uc_id}: {choice.reason}")
         if choice.condition:
             conditions.append(f"{uc_id}: {choice.condition}")
-    return Recommendation(kind, len(satisfies), tuple(satisfies), tuple(misses), tuple(reasons), tuple(conditions))
+    return Recommendation(kind, len(satisfied), tuple(satisfied), tuple(missing), tuple(reasons), tuple(conditions))
 
 
 def recommend(use_cases: Sequence[str]) -> list[Recommendation]:
@@ -196,7 +196,7 @@ def fits(kind: str, use_cases: Sequence[str]) -> tuple[bool, list[str]]:
     wanted = len(dict.fromkeys(use_cases))
     ok = mine.score == wanted if best == wanted else mine.score == best and best > 0
     reasons = list(mine.reasons) + [f"condition: {c}" for c in mine.conditions]
-    for uc_id in mine.misses:
+    for uc_id in mine.missing:
         reasons.append(f"{uc_id}: not recommended; use {' or '.join(USE_CASES[uc_id].kinds)}")
     if not ok and best != wanted and ranked:
         top = [r.kind for r in ranked if r.score == best]

@@ -45,8 +45,8 @@ def test_compliance_audit_trail_needs_content_trust() -> None:
 def test_recommend_ranks_by_use_cases_satisfied() -> None:
     recs = recommend(["enterprise-internal", "vulnerability-scanning", "aws-native"])
     assert [r.kind for r in recs][:2] == ["ecr", "harbor"]
-    assert recs[0].score == 3 and recs[0].misses == ()
-    assert recs[1].satisfies == ("enterprise-internal", "vulnerability-scanning")
+    assert recs[0].score == 3 and recs[0].missing == ()
+    assert recs[1].satisfied == ("enterprise-internal", "vulnerability-scanning")
     assert all(r.score >= 1 for r in recs)
     assert {r.kind for r in recs} == {"ecr", "harbor", "acr", "gar"}
 
