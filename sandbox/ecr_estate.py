@@ -373,6 +373,9 @@ class EcrEstate:
     def pids(self) -> list[int]:
         return self.server.pids
 
+    def alive(self) -> bool:
+        return self.server.alive()
+
     def stop(self) -> None:
         self.server.stop()
 
