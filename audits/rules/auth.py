@@ -34,6 +34,9 @@ from audits.rules.registry import (
 )
 
 
+_AUTH_REQUIRED = frozenset({401, 403})
+
+
 def _answers_anonymously(status: int | None) -> bool:
     """A 2xx to an unauthenticated request means the endpoint is open."""
     return status is not None and 200 <= status < 300
@@ -118,6 +121,14 @@ def _judge_endpoint(ctx: RuleContext, facts: FactView, seen: AnonymousAccessFact
         return failed(resource, f"unauthenticated requests succeed on {', '.join(open_paths)}", **ev)
     if seen.v2_status is None:
         return errored(resource, "no answer to an unauthenticated /v2/ request", **ev)
+    inconclusive = [
+        f"{path} answered {status}"
+        for path, status in (("/v2/", seen.v2_status), ("/v2/_catalog", seen.catalog_status))
+        if status is not None and status not in _AUTH_REQUIRED
+    ]
+    if inconclusive:
+        # A 5xx or 404 is not a refusal: the registry may be open once it recovers.
+        return errored(resource, f"inconclusive: {', '.join(inconclusive)} (expected 401)", **ev)
     return passed(resource, f"unauthenticated /v2/ refused ({seen.v2_status})", **ev)
 
 

@@ -49,7 +49,8 @@ def test_broken_targets_are_errors_and_the_rest_is_audited(tmp_path: Path, docke
 
     for broken in ("refused", "hung", "five", "garbage"):
         findings = by_target[broken]
-        assert not any(f["status"] == "pass" and f["rule"].startswith(("RG-AUTH", "RG-TAG", "RG-SIGN")) for f in findings), broken
+        # Everything that needs the repository listing must not pass on a broken listing.
+        assert not any(f["status"] == "pass" and f["rule"].startswith(("RG-TAG", "RG-SIGN")) for f in findings), broken
         errors = [f for f in findings if f["status"] == "error"]
         assert errors, f"{broken}: expected error findings"
         assert all(f["evidence"] for f in errors), f"{broken}: error findings carry evidence"
@@ -63,6 +64,8 @@ def test_broken_targets_are_errors_and_the_rest_is_audited(tmp_path: Path, docke
     assert "refused" in messages.lower()
     messages = " ".join(str(f["message"]) for f in by_target["five"])
     assert "503" in messages
+    # A 503 is not a refusal: RG-AUTH-001 cannot pass on it.
+    assert not any(f["rule"] == "RG-AUTH-001" and f["status"] == "pass" for f in by_target["five"])
     messages = " ".join(str(f["message"]) for f in by_target["garbage"]).lower()
     assert "json" in messages
     messages = " ".join(str(f["message"]) for f in by_target["hung"]).lower()

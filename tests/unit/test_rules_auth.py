@@ -195,3 +195,11 @@ def test_not_observable_admin_account_is_manual() -> None:
 def test_server_error_over_plain_http_is_inconclusive() -> None:
     broken = PlainHttpFacts("http://registry.test/v2/", serves_api=False, status=503, redirects_to_https=False)
     assert only(run("RG-AUTH-002", DEV, view(**{PLAIN_HTTP: broken}))).status is Status.ERROR
+
+
+def test_server_error_on_v2_is_not_a_refusal() -> None:
+    """Regression: a 503 on /v2/ used to pass RG-AUTH-001 as 'refused'."""
+    anonymous = AnonymousAccessFacts(v2_status=503, catalog_status=503, challenge=None)
+    verdict = only(run("RG-AUTH-001", DEV, auth_view(anonymous)))
+    assert verdict.status is Status.ERROR
+    assert "503" in verdict.message
