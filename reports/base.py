@@ -100,7 +100,16 @@ def redact_text(text: str) -> str:
     """Mask credentials inside free text: `user:pass@` in URLs and the value
     of `Bearer`/`Basic` authorization headers."""
     text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)
-    return _AUTH_HEADER_VALUE.sub(lambda m: f"{m['scheme']} {REDACTED}", text)
+    return _AUTH_HEADER_VALUE.sub(_mask_credential, text)
+
+
+def _mask_credential(match: re.Match[str]) -> str:
+    """Mask the token after Basic/Bearer unless it is plainly an English word
+    ("Basic challenge"): credentials carry digits, symbols or mixed case."""
+    token = match.group(0)[len(match["scheme"]) :].strip()
+    if token.isalpha() and (token.islower() or token[1:].islower()):
+        return match.group(0)
+    return f"{match['scheme']} {REDACTED}"
 
 
 def to_jsonable(value: Any) -> Any:

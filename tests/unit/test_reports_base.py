@@ -146,3 +146,11 @@ def test_every_format_renders_without_secrets_and_deterministically(fmt: str) ->
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_renders_an_empty_audit(fmt: str) -> None:
     assert get_reporter(fmt).render(fx.empty_result(), {}).strip()
+
+
+def test_redact_text_keeps_prose_after_basic_and_bearer() -> None:
+    """Regression: 'no Basic challenge over plain HTTP' came out as 'no Basic ***'."""
+    assert redact_text("no Basic challenge over plain HTTP") == "no Basic challenge over plain HTTP"
+    assert redact_text("Bearer Authentication required") == "Bearer Authentication required"
+    assert "dXNlcjpwYXNzd29yZA" not in redact_text("sent Basic dXNlcjpwYXNzd29yZA==")
+    assert "abcdefghijklmnopqrstuvwxyz" not in redact_text("Bearer abcdefghijklmnopqrstuvwxyz.sig123")
