@@ -74,12 +74,23 @@ def print_recommendations(use_cases: Sequence[str], ranking: Sequence[Any]) -> N
 
 
 def print_lint_findings(result: AuditResult) -> None:
+    """One line per failure; a reference that could not be judged is one line
+    naming every rule it blocked, instead of the same error once per rule."""
     console = _console()
-    problems = [f for f in result.findings if f.status in (Status.FAIL, Status.ERROR)]
-    for f in problems:
-        where = f.evidence.get("file")
-        line = f.evidence.get("line")
-        loc = f"{where}:{line}" if where and line else f.resource
-        console.print(f"{loc}: [{f.severity.value}] {f.rule} {f.message}", markup=False)
+    for f in result.findings:
+        if f.status is Status.FAIL:
+            console.print(f"{_location(f)}: [{f.severity.value}] {f.rule} {f.message}", markup=False)
+    blocked: dict[tuple[str, str], list[str]] = {}
+    for f in result.findings:
+        if f.status is Status.ERROR:
+            blocked.setdefault((_location(f), f.message), []).append(f.rule)
+    for (loc, message), rules in blocked.items():
+        console.print(f"{loc}: [error] {message} (blocks {', '.join(sorted(rules))})", markup=False)
     counts = result.summary()
     console.print(f"{counts['fail']} failing, {counts['error']} errors, {counts['pass']} passing")
+
+
+def _location(finding: Any) -> str:
+    where = finding.evidence.get("file")
+    line = finding.evidence.get("line")
+    return f"{where}:{line}" if where and line else str(finding.resource)

@@ -202,7 +202,23 @@ def prod_references(ctx: RuleContext, facts: FactView) -> tuple[list[ImageRefere
     """References judged by production-only rules: all of them in a prod
     environment, else those whose repository matches a production pattern."""
     found: ImageReferencesFacts = facts.require(IMAGE_REFERENCES)
-    return [r for r in found.references if ctx.is_prod(r.repository)], found
+    return [r for r in found.references if r.error is None and ctx.is_prod(r.repository)], found
+
+
+def reference_errors(facts: FactView, found: ImageReferencesFacts) -> list[Verdict]:
+    """References that could not be parsed or resolved (`FROM ${BASE}` with no
+    default) and files that could not be read cannot be judged: each is an
+    `error`, never a guess at what it would resolve to."""
+    verdicts = [
+        errored(reference_resource(ref), f"cannot judge this reference: {ref.error}", **reference_evidence(facts, ref))
+        for ref in found.references
+        if ref.error is not None
+    ]
+    verdicts += [
+        errored(entry.split(": ", 1)[0], f"file not scanned: {entry}", **facts.source(IMAGE_REFERENCES))
+        for entry in found.unreadable
+    ]
+    return verdicts
 
 
 def no_prod_references(ctx: RuleContext, facts: FactView, found: ImageReferencesFacts) -> Verdict:

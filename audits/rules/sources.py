@@ -11,6 +11,7 @@ from audits.rules.common import (
     IMAGE_REFS_KIND,
     no_prod_references,
     prod_references,
+    reference_errors,
     reference_evidence,
     reference_resource,
     registry_resource,
@@ -61,8 +62,11 @@ def namespace_of(ref: ImageReference) -> str:
 )
 def trusted_sources(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
     refs, found = prod_references(ctx, facts)
+    errors = reference_errors(facts, found)
+    yield from errors
     if not refs:
-        yield no_prod_references(ctx, facts, found)
+        if not errors:
+            yield no_prod_references(ctx, facts, found)
         return
     hub = [r for r in refs if r.registry in DOCKER_HUB_HOSTS]
     if not hub:
@@ -146,14 +150,16 @@ def insecure_reason(ref: ImageReference) -> str | None:
 )
 def no_insecure_registries(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
     found: ImageReferencesFacts = facts.require(IMAGE_REFERENCES)
-    if not found.references:
+    errors = reference_errors(facts, found)
+    yield from errors
+    if not found.references and not errors:
         yield not_applicable(
             registry_resource(ctx, facts),
             "no image references found",
             files_scanned=found.files_scanned,
             **facts.source(IMAGE_REFERENCES),
         )
-    for ref in found.references:
+    for ref in (r for r in found.references if r.error is None):
         ev = reference_evidence(facts, ref)
         reason = insecure_reason(ref)
         if reason is None:

@@ -27,6 +27,7 @@ from audits.rules.common import (
     judge_repositories,
     no_prod_references,
     prod_references,
+    reference_errors,
     reference_evidence,
     reference_resource,
     registry_resource,
@@ -94,7 +95,9 @@ def no_latest_in_prod(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
 
 def _latest_references(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
     refs, found = prod_references(ctx, facts)
-    if not refs:
+    errors = reference_errors(facts, found)
+    yield from errors
+    if not refs and not errors:
         yield no_prod_references(ctx, facts, found)
     for ref in refs:
         ev = reference_evidence(facts, ref)
@@ -248,7 +251,9 @@ def versioned_tags(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
 )
 def references_pinned(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
     refs, found = prod_references(ctx, facts)
-    if not refs:
+    errors = reference_errors(facts, found)
+    yield from errors
+    if not refs and not errors:
         yield no_prod_references(ctx, facts, found)
     for ref in refs:
         ev = reference_evidence(facts, ref)

@@ -133,3 +133,32 @@ def test_no_use_cases_is_not_applicable_with_a_hint() -> None:
 def test_fit_does_not_apply_to_reference_scans() -> None:
     ctx = context("prod", use_cases=("air-gapped",), target_kind="image-refs")
     assert only(run("RG-FIT-001", ctx, view("image-refs"))).status is Status.NOT_APPLICABLE
+
+
+UNRESOLVED = ImageReference(
+    raw="${BASE_IMAGE}",
+    file="Dockerfile",
+    line=2,
+    registry="",
+    repository="",
+    tag=None,
+    digest=None,
+    context="dockerfile",
+    error="ARG BASE_IMAGE has no default",
+)
+
+
+def test_unresolved_reference_is_error_in_every_reference_rule() -> None:
+    """Regression: `FROM ${BASE_IMAGE}` with no default was judged as 'untagged -> latest'."""
+    facts = view("image-refs", **{IMAGE_REFERENCES: ImageReferencesFacts((UNRESOLVED,), files_scanned=1)})
+    for rule_id in ("RG-TAG-001", "RG-TAG-004", "RG-SRC-001", "RG-SRC-002"):
+        verdict = only(run(rule_id, PROD, facts))
+        assert verdict.status is Status.ERROR, rule_id
+        assert "no default" in verdict.message
+
+
+def test_unreadable_file_is_error_not_silence() -> None:
+    found = ImageReferencesFacts((), files_scanned=1, unreadable=("k8s/broken.yaml: not valid YAML at line 11",))
+    verdict = only(run("RG-TAG-001", PROD, view("image-refs", **{IMAGE_REFERENCES: found})))
+    assert verdict.status is Status.ERROR
+    assert verdict.resource == "k8s/broken.yaml"
