@@ -26,6 +26,8 @@ EXIT_OK, EXIT_FAILING, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 ALL_FORMATS = ("html", "md", "json", "sarif", "junit", "oscal")
 DEFAULT_FORMATS = "html,md,json,sarif,junit"
 DEFAULT_SANDBOX_DIR = Path(".regguard/sandbox")
+# The demo declares use cases so RG-FIT-001 shows the decision matrix at work.
+DEMO_USE_CASES = ("enterprise-internal", "vulnerability-scanning")
 
 
 class UsageError(Exception):
@@ -295,9 +297,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
     workdir: Path = args.workdir
     if args.action == "up":
-        estate = sandbox_up(workdir)
+        estate = sandbox_up(workdir, extra_services=_extra_services())
         config_path = workdir / "regguard.yaml"
-        _write_yaml(config_path, estate.audit_config())
+        _write_yaml(config_path, estate.audit_config(use_cases=DEMO_USE_CASES))
         print(f"sandbox is up; audit config: {config_path}")
         print(f"secrets for it: `set -a; . {workdir / 'secrets.env'}; set +a`")
         print(config_path.read_text(encoding="utf-8"))
@@ -325,10 +327,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     output: Path = args.output
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="regguard-demo-"))
     print(f"starting the local estate in {workdir} ...", file=sys.stderr)
-    estate = start_estate(workdir)
+    estate = start_estate(workdir, extra_services=_extra_services())
     try:
         os.environ.update(estate.env)
-        raw = estate.audit_config()
+        raw = estate.audit_config(use_cases=DEMO_USE_CASES)
         config_path = output / "regguard.yaml"
         output.mkdir(parents=True, exist_ok=True)
         _write_yaml(config_path, raw)
@@ -347,6 +349,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             os.environ.pop(key, None)
     print("demo finished; the estate is stopped.", file=sys.stderr)
     return EXIT_OK
+
+
+def _extra_services() -> list[Any]:
+    """Services the estate starts beside the registries: moto with an ECR estate."""
+    from sandbox.ecr_estate import start_ecr_estate
+
+    return [lambda workdir, detach: start_ecr_estate(workdir, detach=detach)]
 
 
 def _write_yaml(path: Path, data: Any) -> None:

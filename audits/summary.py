@@ -11,6 +11,7 @@ from typing import Any
 from audits.model import AuditResult, Status
 
 _STATUS_COLUMNS = (Status.PASS, Status.FAIL, Status.ERROR, Status.MANUAL, Status.NOT_APPLICABLE)
+_SHORT = {Status.NOT_APPLICABLE: "n/a"}
 _STATUS_STYLE = {
     Status.PASS: "green",
     Status.FAIL: "red",
@@ -26,31 +27,29 @@ def _console() -> Any:
 
 
 def print_summary(result: AuditResult, paths: Sequence[Path]) -> None:
+    """A counts table per target, then the failing rules of each target as
+    wrapped text (rule ids in a table column wrap into unreadable stubs)."""
     from rich.table import Table
 
     console = _console()
     table = Table(title=f"regguard audit — environment {result.environment}")
-    table.add_column("target")
-    table.add_column("kind")
+    table.add_column("target", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
     for status in _STATUS_COLUMNS:
-        table.add_column(status.value, justify="right", style=_STATUS_STYLE.get(status, ""))
-    table.add_column("failing rules")
+        table.add_column(_SHORT.get(status, status.value), justify="right", style=_STATUS_STYLE.get(status, ""))
     for target in result.targets:
-        mine = [f for f in result.findings if f.target == target.name]
-        counts = Counter(f.status for f in mine)
-        failing = sorted({f.rule for f in mine if f.status is Status.FAIL})
-        table.add_row(
-            target.name,
-            target.kind,
-            *(str(counts.get(s, 0)) for s in _STATUS_COLUMNS),
-            ", ".join(failing) or "-",
-        )
+        counts = Counter(f.status for f in result.findings if f.target == target.name)
+        table.add_row(target.name, target.kind, *(str(counts.get(s, 0)) for s in _STATUS_COLUMNS))
     console.print(table)
+    for target in result.targets:
+        failing = sorted({f.rule for f in result.findings if f.target == target.name and f.status is Status.FAIL})
+        if failing:
+            console.print(f"[bold]{target.name}[/] fails: {', '.join(failing)}")
     totals = result.summary()
     console.print("total: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
-    incomplete = [t for t in result.targets if not t.complete]
-    for t in incomplete:
-        console.print(f"[magenta]incomplete[/]: {t.name}: {t.errors[0] if t.errors else 'errors'}")
+    for t in result.targets:
+        if not t.complete:
+            console.print(f"[magenta]incomplete[/]: {t.name}: {t.errors[0] if t.errors else 'errors'}", markup=True)
     for path in paths:
         console.print(f"wrote {path}")
 
