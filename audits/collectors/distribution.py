@@ -59,6 +59,7 @@ from audits.collectors.base import CollectOptions, RequestCounter
 from audits.collectors.oci import (
     Challenge,
     Credentials,
+    HttpPool,
     OciClient,
     OciError,
     Redactor,
@@ -230,9 +231,9 @@ class _Collection:
             **_static_facts(),
             **config_facts(self.target.config_file),
         }
-        async with self._http_client(verify=False) as probe_http:
+        async with self._pool(verify=False) as probe_pool:
             tls, plain, anon = await asyncio.gather(
-                self._tls(), self._plain_http(probe_http), self._anonymous(probe_http)
+                self._tls(), self._plain_http(probe_pool), self._anonymous(probe_pool)
             )
         facts[TLS], facts[PLAIN_HTTP] = tls, plain
         repositories = await self._repositories(tls, anon)
@@ -240,19 +241,25 @@ class _Collection:
         facts[ANONYMOUS_ACCESS] = self._anonymous_fact(anon, repositories)
         return facts
 
-    def _http_client(self, verify: ssl.SSLContext | bool) -> httpx.AsyncClient:
+    def _pool(self, verify: ssl.SSLContext | bool) -> HttpPool:
+        """Clients of one connection each, all behind the run's semaphore; every
+        request they send is counted. `verify` is one shared context (loading
+        a CA store per client would cost more than the requests)."""
+
         async def count(request: httpx.Request) -> None:
             self.counter.add(_call_name(request))
 
-        limit = max(1, self.options.concurrency)
-        return httpx.AsyncClient(
-            transport=self._transport,
-            verify=verify,
-            timeout=httpx.Timeout(self.timeout),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
-            event_hooks={"request": [count]},
-        )
+        def make_client() -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                transport=self._transport,
+                verify=verify,
+                timeout=httpx.Timeout(self.timeout),
+                follow_redirects=False,
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                event_hooks={"request": [count]},
+            )
+
+        return HttpPool(self.semaphore, make_client)
 
     # ---- TLS --------------------------------------------------------------
 
@@ -271,14 +278,13 @@ class _Collection:
 
     # ---- unauthenticated probes ---------------------------------------------
 
-    async def _plain_http(self, http: httpx.AsyncClient) -> Fact[PlainHttpFacts]:
+    async def _plain_http(self, http: HttpPool) -> Fact[PlainHttpFacts]:
         """GET `/v2/` over plain HTTP on the same host:port. For an https target
         a refusal or a TLS server's complaint is the good answer, not an error."""
         url = self.endpoint.plain_url
         source = f"GET {url}"
         try:
-            async with self.semaphore:
-                response = await http.get(url)
+            response = await http.request("GET", url)
         except httpx.TimeoutException as exc:
             return Fact.error(describe_transport_error(exc, self.timeout), source)
         except httpx.HTTPError as exc:
@@ -296,14 +302,12 @@ class _Collection:
         )
         return Fact.ok(facts, source)
 
-    async def _anonymous(self, http: httpx.AsyncClient) -> Fact[_AnonProbe]:
+    async def _anonymous(self, http: HttpPool) -> Fact[_AnonProbe]:
         base = self.endpoint.url
         source = f"GET {base}/v2/, GET {base}/v2/_catalog (no credentials)"
         try:
-            async with self.semaphore:
-                v2 = await http.get(f"{base}/v2/")
-            async with self.semaphore:
-                catalog = await http.get(f"{base}/v2/_catalog?n={CATALOG_PAGE_SIZE}")
+            v2 = await http.request("GET", f"{base}/v2/")
+            catalog = await http.request("GET", f"{base}/v2/_catalog?n={CATALOG_PAGE_SIZE}")
         except httpx.HTTPError as exc:
             return Fact.error(describe_transport_error(exc, self.timeout), source)
         challenges = parse_www_authenticate(v2.headers.get("www-authenticate", ""))
@@ -349,11 +353,10 @@ class _Collection:
         except (OSError, ssl.SSLError):
             return Fact.error(f"cannot load CA file {self.target.ca_file}", source)
         probe = anon.value
-        async with self._http_client(verify) as http:
+        async with self._pool(verify) as pool:
             client = OciClient(
                 self.endpoint.url,
-                http,
-                self.semaphore,
+                pool,
                 credentials=credentials,
                 challenge=probe.challenge if probe else None,
                 timeout=self.timeout,

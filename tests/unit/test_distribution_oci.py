@@ -15,6 +15,7 @@ import pytest
 from audits.collectors.oci import (
     Challenge,
     Credentials,
+    HttpPool,
     OciClient,
     OciError,
     parse_link_next,
@@ -29,8 +30,9 @@ def run_client(handler: Handler, body: Callable[[OciClient], Any], **kwargs: Any
     """Run `body(client)` against `handler`, returning its result."""
 
     async def main() -> Any:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-            client = OciClient(BASE, http, asyncio.Semaphore(4), timeout=3, **kwargs)
+        transport = httpx.MockTransport(handler)
+        async with HttpPool(asyncio.Semaphore(4), lambda: httpx.AsyncClient(transport=transport)) as pool:
+            client = OciClient(BASE, pool, timeout=3, **kwargs)
             return await body(client)
 
     return asyncio.run(main())
