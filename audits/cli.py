@@ -60,12 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma list of {','.join(ALL_FORMATS)}",
     )
     audit.add_argument("--output", type=Path, default=Path("regguard-report"))
-    audit.add_argument(
-        "--fail-on", default="high", help="lowest severity that fails the run (default high)"
-    )
-    audit.add_argument(
-        "--evidence", action="store_true", help="also write the evidence bundle (zip)"
-    )
+    audit.add_argument("--fail-on", default="high", help="lowest severity that fails the run (default high)")
+    audit.add_argument("--evidence", action="store_true", help="also write the evidence bundle (zip)")
     audit.add_argument("--concurrency", type=int, default=16, help="requests in flight per target")
 
     rules = sub.add_parser("rules", help="print the rule catalog")
@@ -80,9 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a use case (repeat or comma-separate); `--use-case list` shows them",
     )
 
-    lint = sub.add_parser(
-        "lint-refs", help="image references: latest, unpinned, insecure, non-official"
-    )
+    lint = sub.add_parser("lint-refs", help="image references: latest, unpinned, insecure, non-official")
     lint.add_argument("paths", nargs="+", type=Path)
     lint.add_argument("--env", dest="environment", default="prod")
     lint.add_argument("--format", dest="fmt", choices=("text", "json", "sarif"), default="text")
@@ -205,9 +199,8 @@ def _parse_formats(text: str) -> list[str]:
     formats = [aliases.get(f, f) for f in formats]
     unknown = [f for f in formats if f not in ALL_FORMATS]
     if unknown or not formats:
-        raise UsageError(
-            f"--format: unknown format {unknown[0] if unknown else '(none)'!r}; expected a comma list of {','.join(ALL_FORMATS)}"
-        )
+        bad = unknown[0] if unknown else "(none)"
+        raise UsageError(f"--format: unknown format {bad!r}; expected a comma list of {','.join(ALL_FORMATS)}")
     return list(dict.fromkeys(formats))
 
 
@@ -268,9 +261,7 @@ def cmd_lint_refs(args: argparse.Namespace) -> int:
         "environment": args.environment,
         "allowed_registries": args.allow_registry,
         "allowed_namespaces": args.allow_namespace,
-        "targets": [
-            {"name": "refs", "kind": "image-refs", "paths": [str(p.resolve()) for p in args.paths]}
-        ],
+        "targets": [{"name": "refs", "kind": "image-refs", "paths": [str(p.resolve()) for p in args.paths]}],
     }
     config = parse_config(raw, Path("(command line)"))
     run = run_audit(config)
@@ -320,9 +311,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     also on Ctrl-C or error. Exit 0 when it ran to the end."""
     import tempfile
 
-    from sandbox.estate import start_estate
-
     from audits.config import parse_config
+    from sandbox.estate import start_estate
 
     output: Path = args.output
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="regguard-demo-"))

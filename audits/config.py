@@ -43,10 +43,10 @@ class _Strict(BaseModel):
 
 
 class Thresholds(_Strict):
-    cert_min_days: int = Field(30, ge=0)
-    credential_max_age_days: int = Field(90, ge=1)
+    cert_min_days: int = Field(default=30, ge=0)
+    credential_max_age_days: int = Field(default=90, ge=1)
     max_vuln_severity: Literal["critical", "high", "medium", "low"] = "high"
-    pull_spike_factor: float = Field(5.0, gt=1.0)
+    pull_spike_factor: float = Field(default=5.0, gt=1.0)
 
 
 class _Target(_Strict):
@@ -103,13 +103,18 @@ TargetConfig = Annotated[
 ]
 
 
+Framework = Literal["soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high"]
+
+
+def _default_frameworks() -> list[Framework]:
+    return ["soc2", "nist-800-53"]
+
+
 class AuditConfig(_Strict):
     environment: str = "dev"
     use_cases: list[str] = Field(default_factory=list)
-    frameworks: list[
-        Literal["soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high"]
-    ] = Field(default_factory=lambda: ["soc2", "nist-800-53"])
-    thresholds: Thresholds = Field(default_factory=Thresholds)
+    frameworks: list[Framework] = Field(default_factory=_default_frameworks)
+    thresholds: Thresholds = Field(default_factory=lambda: Thresholds())
     trusted_keys: list[Path] = Field(default_factory=list)
     production_patterns: list[str] = Field(default_factory=list)
     allowed_registries: list[str] = Field(default_factory=list)

@@ -33,7 +33,6 @@ from audits.rules.registry import (
     rule,
 )
 
-
 _AUTH_REQUIRED = frozenset({401, 403})
 
 

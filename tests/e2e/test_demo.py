@@ -72,7 +72,9 @@ def statuses(out: Path) -> dict[str, dict[str, set[str]]]:
     return table
 
 
-def test_demo_runs_to_the_end_and_writes_every_format(demo: tuple[subprocess.CompletedProcess[str], Path, Path]) -> None:
+def test_demo_runs_to_the_end_and_writes_every_format(
+    demo: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
     proc, out, _ = demo
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in REPORTS:
@@ -83,9 +85,20 @@ def test_demo_runs_to_the_end_and_writes_every_format(demo: tuple[subprocess.Com
         assert "MANIFEST.json" in bundle.namelist()
 
 
-def test_hardened_registry_passes_tls_auth_and_signature_rules(demo: tuple[subprocess.CompletedProcess[str], Path, Path]) -> None:
+def test_hardened_registry_passes_tls_auth_and_signature_rules(
+    demo: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
     hardened = statuses(demo[1])["hardened"]
-    for rule in ("RG-TLS-001", "RG-TLS-002", "RG-TLS-003", "RG-AUTH-001", "RG-AUTH-002", "RG-SIGN-001", "RG-SIGN-002", "RG-TAG-001"):
+    for rule in (
+        "RG-TLS-001",
+        "RG-TLS-002",
+        "RG-TLS-003",
+        "RG-AUTH-001",
+        "RG-AUTH-002",
+        "RG-SIGN-001",
+        "RG-SIGN-002",
+        "RG-TAG-001",
+    ):
         assert hardened[rule] == {"pass"}, (rule, hardened[rule])
 
 
@@ -98,7 +111,9 @@ def test_insecure_registries_fail_the_expected_rules(demo: tuple[subprocess.Comp
     assert "fail" in basic["RG-TLS-001"]
 
 
-def test_ecr_estate_is_audited_with_its_seeded_failures(demo: tuple[subprocess.CompletedProcess[str], Path, Path]) -> None:
+def test_ecr_estate_is_audited_with_its_seeded_failures(
+    demo: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
     ecr = statuses(demo[1])["aws-core"]
     for rule in ("RG-TAG-002", "RG-RET-001", "RG-AUTH-001", "RG-TAG-001", "RG-CRED-001"):
         assert "fail" in ecr[rule], (rule, ecr[rule])

@@ -68,14 +68,29 @@ def test_canary_password_never_leaks(
     config_path = tmp_path / "regguard.yaml"
     config_path.write_text(yaml.safe_dump(config))
     out = tmp_path / "out"
-    code = main(["audit", "-c", str(config_path), "--format", "html,md,json,sarif,junit,oscal", "--output", str(out), "--evidence"])
+    code = main(
+        [
+            "audit",
+            "-c",
+            str(config_path),
+            "--format",
+            "html,md,json,sarif,junit,oscal",
+            "--output",
+            str(out),
+            "--evidence",
+        ]
+    )
     captured = capsys.readouterr()
 
     report = json.loads((out / "report.json").read_text())
     assert report["findings"], "the audit ran"
     if password_given != CANARY:
         assert code == 3, "a rejected password leaves facts uncollected"
-        assert any("401" in f["message"] or "credential" in f["message"].lower() for f in report["findings"] if f["status"] == "error")
+        assert any(
+            "401" in f["message"] or "credential" in f["message"].lower()
+            for f in report["findings"]
+            if f["status"] == "error"
+        )
 
     needles = {
         password_given,

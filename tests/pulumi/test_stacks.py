@@ -10,9 +10,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.baseline import matches_release_tag
-
 from audits.config import EcrTarget, parse_config
+from components.baseline import matches_release_tag
 from tests.pulumi.mocks import ProgramRun, RegisteredResource
 
 ENVS = ("dev", "staging", "prod")

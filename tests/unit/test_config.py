@@ -47,7 +47,10 @@ def test_design_example_loads_and_resolves_paths(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("targets: [{name: a, kind: distribution, url: https://h:5000, colour: red}]", "targets[0].colour: unknown key"),
+        (
+            "targets: [{name: a, kind: distribution, url: https://h:5000, colour: red}]",
+            "targets[0].colour: unknown key",
+        ),
         ("targets: [{name: a, kind: ecr, region: 42}]", "targets[0].region"),
         ("targets: [{name: a, kind: floppy}]", "targets[0]: unknown target kind"),
         ("targets: [{name: a, kind: distribution}]", "targets[0].url: required key is missing"),
@@ -56,7 +59,10 @@ def test_design_example_loads_and_resolves_paths(tmp_path: Path) -> None:
             "targets: [{name: a, kind: distribution, url: https://h:5000, password: hunter2}]",
             "targets[0].password: secrets must not be written in the config",
         ),
-        ("thresholds: {cert_min_days: soon}\ntargets: [{name: a, kind: ecr, region: us-east-1}]", "thresholds.cert_min_days"),
+        (
+            "thresholds: {cert_min_days: soon}\ntargets: [{name: a, kind: ecr, region: us-east-1}]",
+            "thresholds.cert_min_days",
+        ),
         ("use_cases: [mainframe]\ntargets: [{name: a, kind: ecr, region: us-east-1}]", "unknown use case 'mainframe'"),
         ("targets: [{name: a, kind: ecr, region: us-east-1}, {name: a, kind: ecr, region: us-east-1}]", "used twice"),
         ("targets: [", "not valid YAML"),
@@ -99,7 +105,9 @@ def test_cli_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
     ("args", "expected"),
     [(["--format", "pdf"], "unknown format 'pdf'"), (["--fail-on", "dire"], "unknown severity 'dire'")],
 )
-def test_cli_bad_options_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], expected: str) -> None:
+def test_cli_bad_options_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], expected: str
+) -> None:
     path = write(tmp_path, "targets: [{name: a, kind: ecr, region: us-east-1}]")
     code = main(["audit", "-c", str(path), *args])
     assert code == 2

@@ -22,7 +22,9 @@ from audits.rules.registry import FactView, Remediation, Rule, RuleContext, Rule
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 
 
-def make_rule(rule_id: str = "RG-TEST-001", *, prod_only: bool = False, kinds: Iterable[str] = ("distribution",)) -> Rule:
+def make_rule(
+    rule_id: str = "RG-TEST-001", *, prod_only: bool = False, kinds: Iterable[str] = ("distribution",)
+) -> Rule:
     meta = RuleMeta(
         id=rule_id,
         title="test rule",
