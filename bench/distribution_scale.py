@@ -26,32 +26,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audits.collectors.base import CollectOptions, RequestCounter  # noqa: E402
-from audits.collectors.cosign import SIGNATURE_ANNOTATION, canonical_payload  # noqa: E402
 from audits.collectors.distribution import CATALOG_PAGE_SIZE, collect  # noqa: E402
 from audits.config import DistributionTarget  # noqa: E402
 from audits.model import REPOSITORIES, FactState, RepositoryFacts, TargetFacts  # noqa: E402
 from sandbox.images import build_image  # noqa: E402
-from sandbox.oci import Blob, Manifest, image_manifest, with_annotations  # noqa: E402
+from sandbox.oci import Manifest, with_annotations  # noqa: E402
 from sandbox.pusher import OciPusher  # noqa: E402
 from sandbox.registry import RegistrySpec, RunningRegistry, start_registry  # noqa: E402
+from sandbox.signing import generate_key_pair, signature_for  # noqa: E402
 
 SIGN_EVERY = 3
 
 
-def signature_manifest(key: ec.EllipticCurvePrivateKey, reference: str, digest: str) -> Manifest:
-    payload = Blob("application/vnd.dev.cosign.simplesigning.v1+json", canonical_payload(reference, digest))
-    signature = base64.b64encode(key.sign(payload.data, ec.ECDSA(hashes.SHA256()))).decode()
-    config = Blob("application/vnd.oci.image.config.v1+json", b"{}")
-    return image_manifest(config, (payload,), layer_annotations={payload.digest: {SIGNATURE_ANNOTATION: signature}})
-
-
-def seed(reg: RunningRegistry, repos: int, tags: int, key: ec.EllipticCurvePrivateKey) -> int:
+def seed(reg: RunningRegistry, repos: int, tags: int, private_key: Path) -> int:
     """Push the estate; returns how many signatures were pushed. Tags share
     blobs and differ by an annotation, so seeding is one PUT per tag."""
     base = build_image("bench")
@@ -63,8 +53,7 @@ def seed(reg: RunningRegistry, repos: int, tags: int, key: ec.EllipticCurvePriva
             image = with_annotations(base, {"bench.repo": repo, "bench.tag": str(t)})
             items.append((repo, f"v1.{t}.0", image))
             if t == 0 and r % SIGN_EVERY == 0:
-                sig = signature_manifest(key, f"{reg.address}/{repo}", image.digest)
-                signatures.append((repo, image.digest.replace(":", "-") + ".sig", sig))
+                signatures.append((repo, *signature_for(reg.address, repo, image.digest, private_key)))
     pusher = OciPusher.for_registry(reg, concurrency=16)
     pusher.push_many_sync(items)
     OciPusher.for_registry(reg, concurrency=16).push_many_sync(signatures)
@@ -114,12 +103,9 @@ def main() -> None:
     parser.add_argument("--repos", type=int, default=300)
     parser.add_argument("--tags", type=int, default=10)
     args = parser.parse_args()
-    key = ec.generate_private_key(ec.SECP256R1())
     with tempfile.TemporaryDirectory(prefix="regguard-bench-") as tmp:
-        key_file = Path(tmp) / "release.pub"
-        key_file.write_bytes(
-            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        )
+        keys = generate_key_pair(Path(tmp) / "keys", "release")
+        key_file = keys.public_key
         reg = start_registry(
             RegistrySpec(
                 "bench", tls=True, users={"bench": base64.b64encode(os.urandom(18)).decode()}, bcrypt_rounds=4
@@ -130,7 +116,7 @@ def main() -> None:
             for name, value in reg.env.items():
                 os.environ[name] = value
             t0 = time.perf_counter()
-            signed = seed(reg, args.repos, args.tags, key)
+            signed = seed(reg, args.repos, args.tags, keys.private_key)
             print(f"seeded {args.repos} repositories x {args.tags} tags ({signed} signed) "
                   f"in {time.perf_counter() - t0:.1f}s")  # fmt: skip
             fast = audit(reg, 16, str(key_file))
