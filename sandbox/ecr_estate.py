@@ -5,7 +5,8 @@ and something to fail.
 What `seed_ecr_estate` creates (account 123456789012, moto's default):
 
 * `prod/api`: IMMUTABLE, KMS customer key, lifecycle, registry scan rule `prod/*` and
-  scan on push, pull policy for the account only; v1.0.0 and v1.1.0, both cosign-signed.
+  scan on push, pull policy for the account only; v1.0.0 and v1.1.0, both cosign-signed
+  (real signatures, see below).
 * `prod/web`: IMMUTABLE_WITH_EXCLUSION (`dev-*`), KMS customer key, lifecycle, scan rule,
   `*` policy restricted by `aws:PrincipalOrgID`; v2.0.0 (signed) and dev-42.
 * `legacy/app`: MUTABLE, AES256, no lifecycle, no scanning, `*` may pull; latest, 0.9
@@ -20,6 +21,13 @@ Registry: BASIC scanning with one SCAN_ON_PUSH rule for `prod/*`; replication of
 inactive key), `release-bot` (push through group `release-bots`' managed policy,
 one key), `auditor` (read-only, one key: never listed). CloudTrail: a multi-region
 trail that was created but never started, so access is *not* logged.
+
+Signatures are real cosign key-based signatures made with `sandbox.signing` for
+`<account>.dkr.ecr.<region>.amazonaws.com/<repo>@<digest>` and put under cosign's
+`sha256-<hex>.sig` tag, so the collector can verify them with the public key. The
+key is the demo estate's release key when `start_estate` wrote one into the shared
+workdir (`keys/release.key`), so one `trusted_keys` entry covers every target;
+otherwise the ECR estate generates its own pair under `ecr/keys`.
 
 moto cannot backdate an access key's CreateDate, so the keys are "now": RG-CRED-001
 (no IAM user push keys in prod) fails on them, RG-CRED-002 (rotation age) passes;
@@ -39,6 +47,7 @@ from typing import Any
 import boto3
 
 from sandbox.moto_server import MOTO_CREDENTIALS, MotoServer, start_moto_server
+from sandbox.signing import KeyPair, generate_key_pair, signature_for
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -48,7 +57,10 @@ PUBLIC_REPOSITORIES = ("public/*",)
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-COSIGN_LAYER = "application/vnd.dev.cosign.simplesigning.v1+json"
+
+ESTATE_KEY = Path("keys") / "release.key"
+"""Where `sandbox.estate.start_estate` writes the estate's signing key, relative to
+the workdir it passes to extra services (`generate_key_pair(workdir / "keys", "release")`)."""
 
 PUSH_POLICY = {
     "Version": "2012-10-17",
@@ -137,31 +149,31 @@ def image_manifest(seed: str, *, layers: int = 1) -> str:
     )
 
 
-def signature_manifest(subject_digest: str) -> str:
-    """The manifest cosign pushes under `sha256-<hex>.sig` (simple-signing payload layer)."""
-    return json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "size": 233, "digest": _digest(f"sig-config/{subject_digest}")},
-            "layers": [
-                {
-                    "mediaType": COSIGN_LAYER,
-                    "size": 250,
-                    "digest": _digest(f"sig/{subject_digest}"),
-                    "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQ-demo-signature"},
-                }
-            ],
-        }
-    )
-
-
 def _digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def cosign_tag(digest: str) -> str:
     return digest.replace(":", "-", 1) + ".sig"
+
+
+def registry_address(region: str = REGION, account_id: str = ACCOUNT_ID) -> str:
+    """The ECR registry host images are named by (and signatures sign for)."""
+    return f"{account_id}.dkr.ecr.{region}.amazonaws.com"
+
+
+def put_signature(ecr: Any, repository: str, digest: str, private_key: Path, region: str = REGION) -> str:
+    """Sign `<registry>/<repository>@<digest>` as cosign does and put the signature
+    manifest under its `sha256-<hex>.sig` tag (with its real digest); returns the tag."""
+    tag, manifest = signature_for(registry_address(region), repository, digest, private_key)
+    ecr.put_image(
+        repositoryName=repository,
+        imageManifest=manifest.data.decode("utf-8"),
+        imageManifestMediaType=manifest.media_type,
+        imageDigest=manifest.digest,
+        imageTag=tag,
+    )
+    return tag
 
 
 @dataclass(frozen=True)
@@ -213,15 +225,16 @@ def aws_session(region: str = REGION) -> boto3.Session:
     )
 
 
-def seed_ecr_estate(endpoint_url: str, region: str = REGION) -> dict[str, Any]:
-    """Create the estate described in the module docstring; return what was made
-    (repository -> digests by tag, the KMS key, users and their masked key ids)."""
+def seed_ecr_estate(endpoint_url: str, signing_key: Path, region: str = REGION) -> dict[str, Any]:
+    """Create the estate described in the module docstring, signing with the private
+    key `signing_key`; return what was made (repository -> digests by tag, the KMS
+    key, users and their masked key ids)."""
     session = aws_session(region)
     kms_key = session.client("kms", endpoint_url=endpoint_url).create_key(Description="regguard ECR images")[
         "KeyMetadata"
     ]["Arn"]
     ecr = session.client("ecr", endpoint_url=endpoint_url)
-    repos = {spec.name: _seed_repository(ecr, spec, kms_key) for spec in estate_repositories()}
+    repos = {spec.name: _seed_repository(ecr, spec, kms_key, signing_key, region) for spec in estate_repositories()}
     _seed_registry(ecr, region)
     users = _seed_iam(session.client("iam", endpoint_url=endpoint_url))
     trail = _seed_cloudtrail(session, endpoint_url, region)
@@ -235,7 +248,7 @@ def seed_ecr_estate(endpoint_url: str, region: str = REGION) -> dict[str, Any]:
     }
 
 
-def _seed_repository(ecr: Any, spec: RepoSpec, kms_key: str) -> dict[str, str]:
+def _seed_repository(ecr: Any, spec: RepoSpec, kms_key: str, signing_key: Path, region: str) -> dict[str, str]:
     args: dict[str, Any] = {
         "repositoryName": spec.name,
         "imageTagMutability": spec.mutability,
@@ -255,13 +268,25 @@ def _seed_repository(ecr: Any, spec: RepoSpec, kms_key: str) -> dict[str, str]:
         ecr.put_lifecycle_policy(repositoryName=spec.name, lifecyclePolicyText=json.dumps(LIFECYCLE_POLICY))
     if spec.policy is not None:
         ecr.set_repository_policy(repositoryName=spec.name, policyText=json.dumps(spec.policy))
-    return push_images(ecr, spec.name, spec.tags, signed=spec.signed, untagged=spec.untagged)
+    return push_images(
+        ecr, spec.name, spec.tags, signed=spec.signed, untagged=spec.untagged, signing_key=signing_key, region=region
+    )
 
 
 def push_images(
-    ecr: Any, repository: str, tags: Sequence[str], *, signed: Sequence[str] = (), untagged: int = 0
+    ecr: Any,
+    repository: str,
+    tags: Sequence[str],
+    *,
+    signed: Sequence[str] = (),
+    untagged: int = 0,
+    signing_key: Path | None = None,
+    region: str = REGION,
 ) -> dict[str, str]:
-    """Put one image per tag (and cosign `.sig` images for `signed` tags); tag -> digest."""
+    """Put one image per tag (and a real cosign signature, made with the private key
+    `signing_key`, for each of the `signed` tags); tag -> digest."""
+    if signed and signing_key is None:
+        raise ValueError("signed tags need a signing_key")
     digests: dict[str, str] = {}
     for tag in tags:
         image = ecr.put_image(
@@ -269,11 +294,8 @@ def push_images(
         )["image"]
         digests[tag] = image["imageId"]["imageDigest"]
     for tag in signed:
-        ecr.put_image(
-            repositoryName=repository,
-            imageManifest=signature_manifest(digests[tag]),
-            imageTag=cosign_tag(digests[tag]),
-        )
+        assert signing_key is not None
+        put_signature(ecr, repository, digests[tag], signing_key, region)
     for i in range(untagged):
         ecr.put_image(repositoryName=repository, imageManifest=image_manifest(f"{repository}@{i}"))
     return digests
@@ -346,7 +368,13 @@ class EcrEstate:
     name: str
     region: str
     server: MotoServer
+    keys: KeyPair
     seeded: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trusted_keys(self) -> list[Path]:
+        """The public key the seeded signatures verify with (the audit's `trusted_keys`)."""
+        return [self.keys.public_key]
 
     @property
     def endpoint_url(self) -> str:
@@ -391,15 +419,35 @@ class EcrEstate:
         self.stop()
 
 
+def signing_keys(workdir: Path, private_key: Path | None = None) -> KeyPair:
+    """The key pair to sign with: `private_key` (its public key beside it as `.pub`),
+    else the estate's release key when `start_estate` wrote one into `workdir`,
+    else a pair generated under `workdir/ecr/keys`."""
+    if private_key is None and (workdir / ESTATE_KEY).is_file():
+        private_key = workdir / ESTATE_KEY
+    if private_key is None:
+        return generate_key_pair(workdir / "ecr" / "keys", "cosign")
+    public_key = private_key.with_suffix(".pub")
+    if not public_key.is_file():
+        raise FileNotFoundError(f"no public key {public_key} beside {private_key}")
+    return KeyPair(private_key, public_key)
+
+
 def start_ecr_estate(
-    workdir: Path, *, detach: bool = False, name: str = TARGET_NAME, region: str = REGION
+    workdir: Path,
+    *,
+    detach: bool = False,
+    name: str = TARGET_NAME,
+    region: str = REGION,
+    private_key: Path | None = None,
 ) -> EcrEstate:
-    """Start moto under `workdir/ecr`, seed it, and return the running estate;
-    the server is stopped again if seeding fails."""
+    """Start moto under `workdir/ecr`, seed it (signatures made with `signing_keys`),
+    and return the running estate; the server is stopped again if seeding fails."""
+    keys = signing_keys(workdir, private_key)
     server = start_moto_server(workdir / "ecr", detach=detach)
     try:
-        seeded = seed_ecr_estate(server.url, region)
+        seeded = seed_ecr_estate(server.url, keys.private_key, region)
     except BaseException:
         server.stop()
         raise
-    return EcrEstate(name=name, region=region, server=server, seeded=seeded)
+    return EcrEstate(name=name, region=region, server=server, keys=keys, seeded=seeded)

@@ -10,7 +10,18 @@ What is read, and from where (every call counted into `TargetFacts.requests`):
   the legacy scan-on-push flag all come from here, so they cost nothing per repository;
 * per repository, in a bounded thread pool: `DescribeImages` (paginated, 1000 per page),
   `GetLifecyclePolicy`, `GetRepositoryPolicy` — three calls for a repository with up to
-  1000 images.
+  1000 images — plus, when trusted keys are configured and the repository holds cosign
+  signatures, one `BatchGetImage` per 100 signature manifests.
+
+Signatures (cosign, key-based): the `sha256-<hex>.sig` tags and cosign referrer
+artifacts DescribeImages lists are read with BatchGetImage; each signature layer's
+payload is rebuilt exactly as cosign writes it for `<registry host>/<repo>@<digest>`
+(`audits.collectors.cosign`), used when its sha256 is the layer digest, and otherwise
+downloaded (`GetDownloadUrlForLayer` + GET of the pre-signed URL). Verification is
+against `options.trusted_keys`; without any, nothing is fetched and every signature
+stays unverified ("no trusted key configured"). A signature manifest that could not
+be read stays unverified (`verified=None`) with the reason; a payload that could not
+be read does not verify (`verified=False`).
 
 Judgement stays out: the collector records normalized settings (a mutability string
 becomes `ImmutabilitySetting(immutable=...)` with the raw value kept in `detail`) and
@@ -25,9 +36,8 @@ the rules decide. Things ECR does not have or that AWS runs:
   endpoints and endpoint policies, which this collector does not inspect.
 * TLS / PLAIN_HTTP / ANONYMOUS_ACCESS / ENDPOINT are `managed` (AWS's HTTPS endpoint)
   unless the target sets `probe_endpoint`: then ENDPOINT is the registry host from
-  DescribeRegistry and TLS a real handshake with it (`tls_probe`); the plain-HTTP and
-  anonymous-access probes are not implemented for ECR yet, so those two facts are
-  errors saying so, never a silent pass.
+  DescribeRegistry, and TLS, PLAIN_HTTP and ANONYMOUS_ACCESS are observed the way the
+  Distribution collector observes any OCI endpoint, without credentials.
 * PULL_COUNTS is `unsupported`: ECR reports only `lastRecordedPullTime`; daily
   counts need CloudTrail data events queried elsewhere (Athena / CloudTrail Lake).
 
@@ -42,17 +52,21 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import boto3
+import httpx
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from audits.collectors import cosign
 from audits.collectors.base import CollectOptions, RequestCounter
-from audits.config import EcrTarget
+from audits.collectors.oci import describe_transport_error
+from audits.config import DistributionTarget, EcrTarget
 from audits.model import (
     ADMIN_ACCOUNT,
     ANONYMOUS_ACCESS,
@@ -86,6 +100,7 @@ from audits.model import (
     TagFacts,
     TagImmutabilityFacts,
     TargetFacts,
+    TlsFacts,
     VulnerabilityScan,
     utcnow,
 )
@@ -101,6 +116,13 @@ T = TypeVar("T")
 KIND = "ecr"
 PAGE_SIZE = 1000  # the maximum DescribeRepositories / DescribeImages accept
 REGISTRY_PORT = 443
+BATCH_GET_IMAGE_LIMIT = 100  # the most imageIds one BatchGetImage accepts
+MAX_PAYLOAD_BYTES = 1 << 20  # a simple-signing payload is a few hundred bytes
+SIGNATURE_MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+_SHA256_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 PUSH_ACTIONS = (
     "ecr:PutImage",
@@ -166,6 +188,20 @@ _AKIA = re.compile(r"\b(A[KS]IA|ASIA)[A-Z0-9]{12}([A-Z0-9]{4})\b")
 # --------------------------------------------------------------------------
 
 
+TlsProbe = Callable[[str, int, Path | None, float], TlsFacts]
+
+
+@dataclass(frozen=True)
+class HttpSeams:
+    """What replaces the network outside AWS's API in tests: the transport for
+    signature payload downloads, the async transport and TLS probe for the
+    `probe_endpoint` probes. None means the real network."""
+
+    download: httpx.BaseTransport | None = None
+    probe: httpx.AsyncBaseTransport | None = None
+    tls_probe: TlsProbe | None = None
+
+
 @dataclass(frozen=True)
 class AwsClients:
     """The clients one collection uses. `probe` answers the reachability check
@@ -224,10 +260,12 @@ def collect_with_clients(
     *,
     counter: RequestCounter | None = None,
     started: datetime | None = None,
+    seams: HttpSeams | None = None,
 ) -> TargetFacts:
     """The collection itself, on clients the caller built (tests attach botocore
-    Stubbers or event hooks to them)."""
+    Stubbers or event hooks to them, and `seams` for the HTTP outside the API)."""
     started = started or utcnow()
+    seams = seams or HttpSeams()
     counter = counter or RequestCounter()
     for client, prefix in (
         (clients.ecr, "ecr"),
@@ -246,7 +284,13 @@ def collect_with_clients(
     facts.update(_static_facts(target))
     facts[REPLICATION] = _replication_fact(registry)
     if target.probe_endpoint:
-        facts.update(_probed_endpoint_facts(target, registry, options.timeout))
+        facts.update(_probed_endpoint_facts(target, registry, options, counter, seams))
+    ring = cosign.load_keys(options.trusted_keys)
+    reader = None
+    if ring.configured:  # without a trusted key there is nothing to verify with: no call
+        downloader = LayerDownloader(clients.ecr, counter, options.timeout, seams.download)
+        reader = SignatureReader(clients.ecr, ring, downloader)
+    unverified = None if ring.configured else "no trusted key configured"
 
     listed = _attempt(lambda: list_repositories(clients.ecr))
     with ThreadPoolExecutor(max_workers=max(options.concurrency, 1)) as pool:
@@ -259,8 +303,8 @@ def collect_with_clients(
                 facts[name] = error
         else:
             repos = [r for r in listed.value if _selected(r.get("repositoryName", ""), target)]
-            details = _repository_details(pool, clients.ecr, repos, options)
-            facts.update(_repository_facts(target, repos, details))
+            details = _repository_details(pool, clients.ecr, repos, options, reader)
+            facts.update(_repository_facts(target, repos, details, unverified))
             facts[SCANNING] = _scanning_fact(scanning_future.result(), repos)
         facts[LOGGING] = logging_future.result()
         facts[CREDENTIALS] = credentials_future.result()
@@ -384,28 +428,37 @@ def registry_host(registry_id: str, region: str) -> str:
     return f"{registry_id}.dkr.ecr.{region}.{suffix}"
 
 
-def _probed_endpoint_facts(target: EcrTarget, registry: Outcome[Any], timeout: float) -> dict[str, Fact[Any]]:
-    """`probe_endpoint: true`: the endpoint from DescribeRegistry and a TLS handshake
-    with it (the shared `tls_probe`). Plain-HTTP and anonymous-access probes of the
-    ECR endpoint are not implemented: those facts are errors saying so."""
-    from audits.collectors.tls_probe import TlsProbeError, probe_tls
+def _probed_endpoint_facts(
+    target: EcrTarget, registry: Outcome[Any], options: CollectOptions, counter: RequestCounter, seams: HttpSeams
+) -> dict[str, Fact[Any]]:
+    """`probe_endpoint: true`: the endpoint from DescribeRegistry, observed from
+    outside like any OCI registry. ECR's endpoint speaks the Distribution API, so
+    the Distribution collector (no credentials given) makes the TLS handshake, the
+    plain-HTTP `/v2/` probe and the anonymous `/v2/` + `/v2/_catalog` probes; only
+    those three facts are kept (its repository listing is refused without
+    credentials and dropped). Its requests are counted here."""
+    from audits.collectors import distribution, tls_probe
 
-    not_done: Fact[Any] = Fact.error(
-        "probe_endpoint: plain-HTTP and anonymous-access probes are not implemented for ECR",
-        source="ecr:probe_endpoint",
-    )
-    facts: dict[str, Fact[Any]] = {PLAIN_HTTP: not_done, ANONYMOUS_ACCESS: not_done}
     registry_id = registry.value.get("registryId") if registry.value is not None else None
     if not registry_id:
         error: Fact[Any] = Fact.error(registry.error or "no registry id", source="ecr:DescribeRegistry")
-        return {**facts, ENDPOINT: error, TLS: error}
+        return {name: error for name in (ENDPOINT, TLS, PLAIN_HTTP, ANONYMOUS_ACCESS)}
     host = registry_host(str(registry_id), target.region)
-    facts[ENDPOINT] = Fact.ok(EndpointFacts(url=f"https://{host}", scheme="https"), source="ecr:DescribeRegistry")
-    try:
-        facts[TLS] = Fact.ok(probe_tls(host, REGISTRY_PORT, None, timeout), source=f"tls://{host}:{REGISTRY_PORT}")
-    except TlsProbeError as exc:
-        facts[TLS] = Fact.error(exc.detail, source=f"tls://{host}:{REGISTRY_PORT}")
-    return facts
+    url = f"https://{host}"
+    probe_target = DistributionTarget.model_validate(
+        {"name": target.name, "kind": "distribution", "url": url, "timeout": options.timeout}
+    )
+    probed = distribution.collect(
+        probe_target,
+        CollectOptions(concurrency=min(max(options.concurrency, 1), 4), timeout=options.timeout),
+        transport=seams.probe,
+        tls_probe=seams.tls_probe or tls_probe.probe_tls,
+        counter=counter,
+    )
+    return {
+        ENDPOINT: Fact.ok(EndpointFacts(url=url, scheme="https"), source="ecr:DescribeRegistry"),
+        **{name: probed.facts[name] for name in (TLS, PLAIN_HTTP, ANONYMOUS_ACCESS)},
+    }
 
 
 def _all_errors(target: EcrTarget, detail: str, source: str, started: datetime, counter: RequestCounter) -> TargetFacts:
@@ -444,21 +497,33 @@ def list_images(ecr: ECRClient, repository: str) -> list[ImageDetailTypeDef]:
 
 @dataclass(frozen=True)
 class RepositoryDetail:
-    """The three per-repository answers; everything else comes from DescribeRepositories."""
+    """The per-repository answers; everything else comes from DescribeRepositories.
+    `signatures` holds what reading the repository's cosign signature manifests
+    showed, by signature artifact reference (empty when nothing was read)."""
 
     name: str
     images: Outcome[list[ImageDetailTypeDef]]
     lifecycle: Outcome[str]
     policy: Outcome[str]
+    signatures: Mapping[str, tuple[cosign.Verification, ...]] = field(default_factory=dict)
 
 
-def fetch_repository_detail(ecr: ECRClient, name: str) -> RepositoryDetail:
-    return RepositoryDetail(
+def fetch_repository_detail(
+    ecr: ECRClient, name: str, reader: SignatureReader | None = None, reference: str = ""
+) -> RepositoryDetail:
+    """Three calls for a repository, plus BatchGetImage (one per 100 signature
+    artifacts) when `reader` verifies signatures and the repository has some.
+    `reference` is the repository's docker reference (`<registry host>/<name>`)."""
+    images = _attempt(lambda: list_images(ecr, name))
+    detail = RepositoryDetail(
         name=name,
-        images=_attempt(lambda: list_images(ecr, name)),
+        images=images,
         lifecycle=_attempt(lambda: ecr.get_lifecycle_policy(repositoryName=name).get("lifecyclePolicyText", "")),
         policy=_attempt(lambda: ecr.get_repository_policy(repositoryName=name).get("policyText", "")),
     )
+    if reader is None or not images.value:
+        return detail
+    return replace(detail, signatures=reader.read(name, reference or name, images.value))
 
 
 def _repository_details(
@@ -466,14 +531,193 @@ def _repository_details(
     ecr: ECRClient,
     repos: Sequence[RepositoryTypeDef],
     options: CollectOptions,
+    reader: SignatureReader | None = None,
 ) -> dict[str, RepositoryDetail]:
-    names = [r.get("repositoryName", "") for r in repos]
+    refs = {r.get("repositoryName", ""): repository_reference(r) for r in repos}
     out: dict[str, RepositoryDetail] = {}
-    options.report("ecr repositories", 0, len(names))
-    for done, detail in enumerate(pool.map(lambda n: fetch_repository_detail(ecr, n), names), 1):
+    options.report("ecr repositories", 0, len(refs))
+    details = pool.map(lambda n: fetch_repository_detail(ecr, n, reader, refs[n]), refs)
+    for done, detail in enumerate(details, 1):
         out[detail.name] = detail
-        options.report("ecr repositories", done, len(names))
+        options.report("ecr repositories", done, len(refs))
     return out
+
+
+def repository_reference(repo: RepositoryTypeDef) -> str:
+    """`<account>.dkr.ecr.<region>.amazonaws.com/<name>`: what images are pulled (and
+    cosign signatures signed) by. `repositoryUri` says it; the ARN is the fallback."""
+    uri = repo.get("repositoryUri", "")
+    if uri:
+        return uri
+    arn = repo.get("repositoryArn", "").split(":")
+    name = repo.get("repositoryName", "")
+    if len(arn) > 4 and arn[3] and arn[4]:
+        return f"{registry_host(arn[4], arn[3])}/{name}"
+    return name
+
+
+# --------------------------------------------------------------------------
+# Signature verification (cosign, key-based)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignatureArtifact:
+    """A cosign signature manifest stored as an image of the repository: found by
+    cosign's tag (`sha256-<hex>.sig`) or as a referrer (`subjectManifestDigest`)."""
+
+    reference: str  # the tag, or the artifact digest for a referrer
+    image_digest: str  # the signature manifest's own digest (what BatchGetImage asks for)
+    subject: str  # the digest of the image it signs
+
+
+def signature_artifacts(images: Iterable[ImageDetailTypeDef]) -> list[SignatureArtifact]:
+    """Every cosign signature artifact among a repository's images."""
+    found: list[SignatureArtifact] = []
+    for img in images:
+        digest = img.get("imageDigest", "")
+        if not digest:
+            continue
+        for tag in img.get("imageTags", []):
+            match = _COSIGN_ARTIFACT_TAG.match(tag)
+            if match and match.group(2) == "sig":
+                found.append(SignatureArtifact(tag, digest, f"sha256:{match.group(1)}"))
+        subject = img.get("subjectManifestDigest")
+        if subject and _SIGNATURE_ARTIFACT_TYPES.get(img.get("artifactMediaType", "")) == "cosign":
+            found.append(SignatureArtifact(digest, digest, subject))
+    return found
+
+
+LayerFetcher = Callable[[str, str], bytes]
+"""(repository, layer digest) -> the blob's bytes; raises `PayloadUnavailable`."""
+
+
+class PayloadUnavailable(Exception):
+    """A signature payload blob could not be read; the message is safe to show."""
+
+
+class SignatureReader:
+    """Reads and verifies a repository's cosign signatures.
+
+    One BatchGetImage per repository (per 100 signature manifests) returns the
+    signature manifests; each signature layer's payload is reconstructed as cosign
+    writes it for `<registry host>/<repo>@<digest>` and used when its sha256 is the
+    layer digest, so no blob is downloaded. A payload that is not the canonical one
+    (a different docker reference, annotations) is fetched with `fetch_layer`
+    (GetDownloadUrlForLayer + GET) and verified as stored."""
+
+    def __init__(self, ecr: ECRClient, ring: cosign.KeyRing, fetch_layer: LayerFetcher) -> None:
+        self._ecr = ecr
+        self._ring = ring
+        self._fetch_layer = fetch_layer
+
+    def read(
+        self, repository: str, reference: str, images: Sequence[ImageDetailTypeDef]
+    ) -> dict[str, tuple[cosign.Verification, ...]]:
+        artifacts = signature_artifacts(images)
+        manifests = self._manifests(repository, sorted({a.image_digest for a in artifacts}))
+        out: dict[str, tuple[cosign.Verification, ...]] = {}
+        for artifact in artifacts:
+            manifest = manifests.get(artifact.image_digest)
+            if isinstance(manifest, str):  # why it could not be read
+                out[artifact.reference] = (cosign.Verification(None, error=f"signature manifest not read: {manifest}"),)
+                continue
+            layers = cosign.signature_layers(manifest or {})
+            out[artifact.reference] = tuple(self._verify(repository, reference, artifact, layer) for layer in layers)
+        return out
+
+    def _manifests(self, repository: str, digests: Sequence[str]) -> dict[str, dict[str, Any] | str]:
+        """Signature manifests by digest; a string says why one could not be read."""
+        out: dict[str, dict[str, Any] | str] = {}
+        for start in range(0, len(digests), BATCH_GET_IMAGE_LIMIT):
+            chunk = digests[start : start + BATCH_GET_IMAGE_LIMIT]
+            answer = _attempt(
+                partial(
+                    self._ecr.batch_get_image,
+                    repositoryName=repository,
+                    imageIds=[{"imageDigest": d} for d in chunk],
+                    acceptedMediaTypes=list(SIGNATURE_MANIFEST_TYPES),
+                )
+            )
+            if answer.value is None:
+                out.update({d: f"BatchGetImage: {answer.error}" for d in chunk})
+                continue
+            for failure in answer.value.get("failures", []):
+                digest = failure.get("imageId", {}).get("imageDigest", "")
+                reason = f"{failure.get('failureCode', 'failure')}: {failure.get('failureReason', '')}".rstrip(": ")
+                out[digest] = f"BatchGetImage: {reason}"
+            for image in answer.value.get("images", []):
+                out[image.get("imageId", {}).get("imageDigest", "")] = _parse_manifest(image.get("imageManifest", ""))
+            for digest in chunk:
+                out.setdefault(digest, "BatchGetImage: image missing from the answer")
+        return out
+
+    def _verify(
+        self, repository: str, reference: str, artifact: SignatureArtifact, layer: Mapping[str, Any]
+    ) -> cosign.Verification:
+        signature = layer["annotations"][cosign.SIGNATURE_ANNOTATION]
+        layer_digest = layer.get("digest")
+        if not isinstance(layer_digest, str) or not _SHA256_DIGEST.match(layer_digest):
+            return cosign.Verification(False, error="signature layer has no valid sha256 digest")
+        payload = cosign.canonical_payload(reference, artifact.subject)
+        if cosign.sha256_digest(payload) != layer_digest:
+            try:
+                payload = self._fetch_layer(repository, layer_digest)
+            except PayloadUnavailable as exc:
+                return cosign.Verification(False, error=f"payload not reconstructable and not downloadable: {exc}")
+        return cosign.verify(payload, signature, artifact.subject, self._ring)
+
+
+def _parse_manifest(text: str) -> dict[str, Any] | str:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return "signature manifest is not valid JSON"
+    return parsed if isinstance(parsed, dict) else "signature manifest is not a JSON object"
+
+
+class LayerDownloader:
+    """GetDownloadUrlForLayer, then GET the pre-signed URL; the bytes must hash to
+    the digest. The URL carries a signature in its query string, so it never
+    appears in an error; the GET is counted as `s3:GET layer`."""
+
+    def __init__(
+        self,
+        ecr: ECRClient,
+        counter: RequestCounter,
+        timeout: float,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._ecr = ecr
+        self._counter = counter
+        self._timeout = timeout
+        self._transport = transport
+
+    def __call__(self, repository: str, digest: str) -> bytes:
+        answer = _attempt(lambda: self._ecr.get_download_url_for_layer(repositoryName=repository, layerDigest=digest))
+        url = answer.value.get("downloadUrl") if answer.value is not None else None
+        if not url:
+            raise PayloadUnavailable(f"GetDownloadUrlForLayer: {answer.error or 'no download URL'}")
+        self._counter.add("s3:GET layer")
+        body = self._get(url)
+        if cosign.sha256_digest(body) != digest:
+            raise PayloadUnavailable(f"downloaded layer does not match {digest}")
+        return body
+
+    def _get(self, url: str) -> bytes:
+        client = httpx.Client(transport=self._transport, timeout=self._timeout, follow_redirects=False)
+        try:
+            with client, client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise PayloadUnavailable(f"layer download answered HTTP {response.status_code}")
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_PAYLOAD_BYTES:
+                        raise PayloadUnavailable(f"layer is larger than {MAX_PAYLOAD_BYTES} bytes")
+                return body
+        except httpx.HTTPError as exc:
+            raise PayloadUnavailable(f"layer download failed: {describe_transport_error(exc, self._timeout)}") from None
 
 
 def _selected(name: str, target: EcrTarget) -> bool:
@@ -481,7 +725,10 @@ def _selected(name: str, target: EcrTarget) -> bool:
 
 
 def _repository_facts(
-    target: EcrTarget, repos: Sequence[RepositoryTypeDef], details: Mapping[str, RepositoryDetail]
+    target: EcrTarget,
+    repos: Sequence[RepositoryTypeDef],
+    details: Mapping[str, RepositoryDetail],
+    unverified_reason: str | None = None,
 ) -> dict[str, Fact[Any]]:
     repositories: list[RepositoryFacts] = []
     immutability: dict[str, ImmutabilitySetting] = {}
@@ -489,7 +736,7 @@ def _repository_facts(
     for repo in repos:
         name = repo.get("repositoryName", "")
         detail = details[name]
-        repositories.append(_repository(detail, repo.get("repositoryUri", ""), target))
+        repositories.append(_repository(detail, repo.get("repositoryUri", ""), target, unverified_reason))
         immutability[name] = immutability_setting(repo)
         encryption[name] = encryption_setting(repo)
     return {
@@ -500,7 +747,9 @@ def _repository_facts(
     }
 
 
-def _repository(detail: RepositoryDetail, uri: str, target: EcrTarget) -> RepositoryFacts:
+def _repository(
+    detail: RepositoryDetail, uri: str, target: EcrTarget, unverified_reason: str | None = None
+) -> RepositoryFacts:
     errors: list[str] = []
     if detail.images.error is not None:
         errors.append(f"DescribeImages: {detail.images.error}")
@@ -524,6 +773,8 @@ def _repository(detail: RepositoryDetail, uri: str, target: EcrTarget) -> Reposi
         declared_public=declared,
         error="; ".join(errors) or None,
         source=uri or f"ecr:{detail.name}",
+        verifications=detail.signatures,
+        unverified_reason=unverified_reason,
     )
 
 
@@ -535,12 +786,19 @@ def build_repository_facts(
     declared_public: bool,
     error: str | None = None,
     source: str = "",
+    verifications: Mapping[str, Sequence[cosign.Verification]] | None = None,
+    unverified_reason: str | None = None,
 ) -> RepositoryFacts:
     """One TagFacts per release tag. cosign artifact tags (`sha256-<hex>.sig/.att/.sbom`)
     and referrer artifacts (images with `subjectManifestDigest`) are evidence about
-    other images, so they are not listed as tags nor counted as untagged."""
+    other images, so they are not listed as tags nor counted as untagged.
+
+    `verifications` (signature reference -> one result per signature layer) come
+    from `SignatureReader`; a signature without one stays unverified, with
+    `unverified_reason` (e.g. no trusted key configured) as its verify_error."""
     all_tags = {t for img in images for t in img.get("imageTags", [])}
     referrers = _referrer_signatures(images)
+    checks = verifications if verifications is not None else {}
     tags: list[TagFacts] = []
     untagged = 0
     for img in images:
@@ -551,7 +809,7 @@ def build_repository_facts(
             untagged += 1
             continue
         digest = img.get("imageDigest")
-        signatures = _signatures(digest, all_tags, referrers)
+        signatures = _verified(_signatures(digest, all_tags, referrers), checks, unverified_reason)
         scan = vulnerability_scan(img)
         pushed = img.get("imagePushedAt")
         for tag in image_tags:
@@ -602,6 +860,27 @@ def _signatures(
     if sig_tag in all_tags:
         found.append(SignatureFacts(format="cosign", discovered_via="tag", reference=sig_tag))
     return tuple(found)
+
+
+def _verified(
+    found: Sequence[SignatureFacts],
+    checks: Mapping[str, Sequence[cosign.Verification]],
+    unverified_reason: str | None,
+) -> tuple[SignatureFacts, ...]:
+    """One SignatureFacts per verified signature layer; a cosign manifest that was
+    read and holds no signature layer is no signature. Notation is not verified."""
+    out: list[SignatureFacts] = []
+    for sig in found:
+        if sig.format == "notation":
+            out.append(replace(sig, verify_error="notation signatures are not verified"))
+        elif sig.reference in checks:
+            out.extend(
+                replace(sig, verified=c.verified, verified_by=c.verified_by, verify_error=c.error)
+                for c in checks[sig.reference]
+            )
+        else:
+            out.append(replace(sig, verify_error=unverified_reason))
+    return tuple(out)
 
 
 def vulnerability_scan(image: ImageDetailTypeDef) -> VulnerabilityScan:

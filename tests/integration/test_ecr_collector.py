@@ -1,6 +1,7 @@
 """The ECR collector against a real moto server over HTTP, seeded with the
-sandbox's ECR estate (compliant and non-compliant repositories, IAM push keys,
-an idle CloudTrail trail). Every assertion names something the seed created."""
+sandbox's ECR estate (compliant and non-compliant repositories, real cosign
+signatures, IAM push keys, an idle CloudTrail trail). Every assertion names
+something the seed created."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from audits.collectors import ecr
 from audits.collectors.base import CollectOptions
 from audits.config import EcrTarget
+from audits.engine import judge
 from audits.model import (
     ADMIN_ACCOUNT,
     CONTENT_TRUST,
@@ -27,10 +29,13 @@ from audits.model import (
     SCANNING,
     TAG_IMMUTABILITY,
     FactState,
+    Status,
     TargetFacts,
 )
-from sandbox.ecr_estate import EcrEstate, cosign_tag, start_ecr_estate
+from audits.rules.registry import RuleContext, catalog
+from sandbox.ecr_estate import ESTATE_KEY, EcrEstate, cosign_tag, start_ecr_estate
 from sandbox.process import is_alive, terminate_pid
+from sandbox.signing import generate_key_pair
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +54,8 @@ def facts(estate: EcrEstate) -> TargetFacts:
     saved = {k: os.environ.get(k) for k in estate.env}
     os.environ.update(estate.env)
     try:
-        return ecr.collect(EcrTarget(**estate.targets[0]), CollectOptions(concurrency=4))
+        trusted = tuple(str(k) for k in estate.trusted_keys)
+        return ecr.collect(EcrTarget(**estate.targets[0]), CollectOptions(concurrency=4, trusted_keys=trusted))
     finally:
         for key, value in saved.items():
             if value is None:
@@ -71,7 +77,8 @@ def test_request_budget(facts: TargetFacts) -> None:
     # + 5 repositories x (DescribeImages, GetLifecyclePolicy, GetRepositoryPolicy)
     # + DescribeTrails + GetTrailStatus + GetAccountAuthorizationDetails
     # + ListAccessKeys for the two users who can push
-    assert facts.requests == 3 + 5 * 3 + 2 + 1 + 2
+    # + one BatchGetImage for each repository holding signatures (prod/api, prod/web)
+    assert facts.requests == 3 + 5 * 3 + 2 + 1 + 2 + 2
 
 
 def test_repositories_tags_and_signatures(facts: TargetFacts, estate: EcrEstate) -> None:
@@ -85,6 +92,7 @@ def test_repositories_tags_and_signatures(facts: TargetFacts, estate: EcrEstate)
         assert tag.digest == digests["prod/api"][tag.name]
         assert tag.signatures is not None
         assert [s.reference for s in tag.signatures] == [cosign_tag(digests["prod/api"][tag.name])]
+        assert [(s.verified, s.verified_by) for s in tag.signatures] == [(True, str(estate.keys.public_key))]
         assert tag.scan is not None and tag.scan.status == "none"  # moto reports no scan status
         assert tag.pushed_at is not None and tag.pushed_at.tzinfo is not None
 
@@ -94,6 +102,20 @@ def test_repositories_tags_and_signatures(facts: TargetFacts, estate: EcrEstate)
     legacy = repos["legacy/app"]
     assert [t.name for t in legacy.tags] == ["0.9", "latest"]
     assert legacy.untagged_digests == 1
+
+
+def test_signing_rules_on_the_seeded_estate(facts: TargetFacts, estate: EcrEstate) -> None:
+    ctx = RuleContext(
+        environment="prod", trusted_keys=tuple(str(k) for k in estate.trusted_keys), target_name=facts.target
+    )
+    findings = [f for f in judge(facts, ctx, catalog()) if f.rule in ("RG-SIGN-001", "RG-SIGN-002")]
+    status = {(f.rule, f.resource): f.status for f in findings}
+    for signed in ("prod/api:v1.0.0", "prod/api:v1.1.0", "prod/web:v2.0.0"):
+        assert status["RG-SIGN-001", signed] is Status.PASS
+        assert status["RG-SIGN-002", signed] is Status.PASS
+    for unsigned in ("prod/web:dev-42", "legacy/app:latest", "team/tools:release-1"):
+        assert status["RG-SIGN-001", unsigned] is Status.FAIL
+    assert not [f for f in findings if f.status is Status.ERROR]
 
 
 def test_anonymous_pull_from_repository_policies(facts: TargetFacts) -> None:
@@ -159,8 +181,10 @@ def test_no_secret_in_any_fact(facts: TargetFacts, estate: EcrEstate) -> None:
 
 
 def test_detached_estate_outlives_its_handle_and_stops_by_pid(tmp_path: Path) -> None:
+    shared = generate_key_pair(tmp_path / ESTATE_KEY.parent, ESTATE_KEY.stem)  # what start_estate writes
     detached = start_ecr_estate(tmp_path, detach=True)
     try:
+        assert detached.keys == shared  # signs with the estate's release key: one trusted key for all
         [pid] = detached.pids
         assert is_alive(pid)
         assert os.getpgid(pid) == pid  # its own session: survives `sandbox up` exiting

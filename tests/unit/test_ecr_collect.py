@@ -31,7 +31,6 @@ from audits.model import (
     RETENTION,
     TLS,
     FactState,
-    TlsFacts,
 )
 from sandbox.ecr_estate import push_images
 from sandbox.moto_server import MOTO_CREDENTIALS
@@ -249,25 +248,6 @@ def test_no_credentials_errors_every_fact(monkeypatch: pytest.MonkeyPatch, tmp_p
     states = {f.state for f in facts.facts.values()}
     assert states == {FactState.ERROR}
     assert "credentials" in (facts.facts[REPOSITORIES].detail or "").lower()
-
-
-def test_probe_endpoint_handshakes_with_the_registry_host(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    from audits.collectors import tls_probe
-
-    probed: list[tuple[str, int]] = []
-
-    def fake_probe(host: str, port: int, ca_file: Path | None, timeout: float) -> TlsFacts:
-        probed.append((host, port))
-        return TlsFacts(host, port, "TLSv1.3", "TLS_AES_128_GCM_SHA256", True, None, True, "system")
-
-    monkeypatch.setattr(tls_probe, "probe_tls", fake_probe)
-    facts = ecr.collect(_target(probe_endpoint=True), CollectOptions())
-    host = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
-    assert probed == [(host, 443)]
-    assert facts.facts[ENDPOINT].value.url == f"https://{host}"
-    assert facts.facts[TLS].value.protocol == "TLSv1.3"
-    assert facts.facts[PLAIN_HTTP].state is FactState.ERROR
-    assert facts.facts[ANONYMOUS_ACCESS].state is FactState.ERROR
 
 
 def test_endpoint_facts_are_managed_without_probe(aws: None) -> None:
