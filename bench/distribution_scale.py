@@ -11,7 +11,13 @@ Targets: ratio <= 1.1, speedup >= 4x. The registry is always stopped.
 htpasswd uses bcrypt cost 4: Distribution checks the hash on every request,
 so the default cost would measure bcrypt, not the collector.
 
-    .venv/bin/python bench/distribution_scale.py [--repos 300] [--tags 10]
+Both audits run twice: straight over loopback (0 ms round trip: the client and
+the registry then only compete for this machine's cores, which caps any
+speedup near cores x) and through bench/latency_proxy.py with `--rtt-ms`
+(default 5 ms, a registry in a nearby network), where concurrency overlaps the
+waiting that a real network imposes.
+
+    .venv/bin/python bench/distribution_scale.py [--repos 300] [--tags 10] [--rtt-ms 5]
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from audits.collectors.base import CollectOptions, RequestCounter  # noqa: E402
 from audits.collectors.distribution import CATALOG_PAGE_SIZE, collect  # noqa: E402
 from audits.config import DistributionTarget  # noqa: E402
 from audits.model import REPOSITORIES, FactState, RepositoryFacts, TargetFacts  # noqa: E402
+from bench.latency_proxy import latency_proxy  # noqa: E402
 from sandbox.images import build_image  # noqa: E402
 from sandbox.oci import Manifest, with_annotations  # noqa: E402
 from sandbox.pusher import OciPusher  # noqa: E402
@@ -75,8 +82,9 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def audit(reg: RunningRegistry, concurrency: int, key_file: str) -> Run:
-    target = DistributionTarget(**{**reg.targets[0], "timeout": 30})
+def audit(reg: RunningRegistry, concurrency: int, key_file: str, port: int | None = None) -> Run:
+    url = reg.url if port is None else f"https://127.0.0.1:{port}"
+    target = DistributionTarget(**{**reg.targets[0], "url": url, "timeout": 30})
     counter = RequestCounter()
     server0, cpu0, t0 = process_cpu_seconds(reg.pid), time.process_time(), time.perf_counter()
     facts = collect(target, CollectOptions(concurrency=concurrency, trusted_keys=(key_file,)), counter=counter)
@@ -102,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repos", type=int, default=300)
     parser.add_argument("--tags", type=int, default=10)
+    parser.add_argument("--rtt-ms", type=float, default=5.0, help="round trip added by the latency proxy")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="regguard-bench-") as tmp:
         keys = generate_key_pair(Path(tmp) / "keys", "release")
@@ -121,12 +130,18 @@ def main() -> None:
                   f"in {time.perf_counter() - t0:.1f}s")  # fmt: skip
             fast = audit(reg, 16, str(key_file))
             slow = audit(reg, 1, str(key_file))
+            report(fast, slow, signed, "loopback, 0 ms round trip")
+            if args.rtt_ms > 0:
+                with latency_proxy(reg.port, args.rtt_ms) as port:
+                    fast = audit(reg, 16, str(key_file), port)
+                    slow = audit(reg, 1, str(key_file), port)
+                report(fast, slow, signed, f"through the latency proxy, {args.rtt_ms:g} ms round trip")
         finally:
             reg.stop()
-    report(fast, slow, signed)
 
 
-def report(fast: Run, slow: Run, signed: int) -> None:
+def report(fast: Run, slow: Run, signed: int, setting: str) -> None:
+    print(f"\n== {setting} ==")
     repos, tags, verified = summarize(fast.facts)
     if summarize(slow.facts) != (repos, tags, verified):
         raise SystemExit("the two audits disagree")
