@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.synced
 demo: deps
 	$(BIN)/regguard demo --output regguard-report
 
-test: deps
+test: deps lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-unit: deps
@@ -23,10 +23,11 @@ test-integration: deps
 	$(BIN)/pytest -q -m integration
 
 lint: deps
-	$(BIN)/ruff check audits reports components policy sandbox tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 bench: deps
+	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/distribution_scale.py
 	$(BIN)/python bench/ecr_scale.py
 
