@@ -2,15 +2,17 @@
 
 Seeds moto with REPOS x IMAGES images (mixed compliance: every other repository
 IMMUTABLE, every third with a lifecycle policy, every fourth with a public pull
-policy, every fifth cosign-signed, some with `latest`), plus IAM users with push
-keys and a CloudTrail trail. Then collects with concurrency 1 and with
-`--concurrency` and prints wall time, AWS API requests (total, per repository,
-per call), throughput, and the speedup.
+policy, every fifth with a real cosign signature on its first release), plus IAM
+users with push keys and a CloudTrail trail. Then collects (with the signing key
+trusted, so signatures are verified) with concurrency 1 and with `--concurrency`
+and prints wall time, AWS API requests (total, per repository, per call),
+throughput, verified signatures, and the speedup.
 
 Budget: <= 4 requests per repository with the registry-level calls amortized. Per
 repository only DescribeImages (1000 images a page), GetLifecyclePolicy and
 GetRepositoryPolicy are needed: mutability, encryption and scan-on-push come with
-DescribeRepositories (1000 repositories a page).
+DescribeRepositories (1000 repositories a page); a repository holding signatures
+adds one BatchGetImage (100 signature manifests a call).
 
 moto is one Python process (one GIL) on a 2-core machine, so the speedup shows
 where moto saturates, not what AWS would allow. moto is always stopped.
@@ -41,17 +43,17 @@ from sandbox.ecr_estate import (  # noqa: E402
     LIFECYCLE_POLICY,
     REGION,
     aws_session,
-    cosign_tag,
     image_manifest,
     pull_policy,
-    signature_manifest,
+    put_signature,
 )
 from sandbox.moto_server import MOTO_CREDENTIALS, start_moto_server  # noqa: E402
+from sandbox.signing import generate_key_pair  # noqa: E402
 
 BUDGET_PER_REPO = 4.0
 
 
-def seed_repository(client: Any, index: int, images: int) -> int:
+def seed_repository(client: Any, index: int, images: int, key: Path) -> int:
     """Create one repository and put `images` images; returns the images put."""
     name = f"team{index % 10}/service-{index:04d}"
     client.create_repository(
@@ -74,15 +76,15 @@ def seed_repository(client: Any, index: int, images: int) -> int:
     if index % 2:  # mutable repositories also carry `latest`
         client.put_image(repositoryName=name, imageManifest=image_manifest(f"{name}:latest"), imageTag="latest")
     if signed and first:
-        client.put_image(repositoryName=name, imageManifest=signature_manifest(first), imageTag=cosign_tag(first))
+        put_signature(client, name, first, key)
     return images
 
 
-def seed(endpoint: str, repos: int, images: int, threads: int) -> int:
+def seed(endpoint: str, repos: int, images: int, threads: int, key: Path) -> int:
     session = aws_session(REGION)
     client = session.client("ecr", endpoint_url=endpoint)
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        total = sum(pool.map(lambda i: seed_repository(client, i, images), range(repos)))
+        total = sum(pool.map(lambda i: seed_repository(client, i, images, key), range(repos)))
     iam = session.client("iam", endpoint_url=endpoint)
     policy = iam.create_policy(PolicyName="ecr-full", PolicyDocument=json.dumps(FULL_ECR_POLICY))["Policy"]["Arn"]
     for u in range(5):
@@ -96,8 +98,8 @@ def seed(endpoint: str, repos: int, images: int, threads: int) -> int:
     return total
 
 
-def run(target: EcrTarget, concurrency: int) -> tuple[TargetFacts, RequestCounter, float]:
-    options = CollectOptions(concurrency=concurrency, timeout=30)
+def run(target: EcrTarget, concurrency: int, trusted: str) -> tuple[TargetFacts, RequestCounter, float]:
+    options = CollectOptions(concurrency=concurrency, timeout=30, trusted_keys=(trusted,))
     counter = RequestCounter()
     clients = ecr.make_clients(target, options)
     start = time.perf_counter()
@@ -109,6 +111,8 @@ def report(label: str, facts: TargetFacts, counter: RequestCounter, wall: float,
     errors = [n for n, f in facts.facts.items() if f.state is FactState.ERROR]
     found = facts.facts[REPOSITORIES].value or ()
     tags = sum(len(r.tags) for r in found)
+    signatures = [s for r in found for t in r.tags for s in t.signatures or ()]
+    verified = sum(1 for s in signatures if s.verified is True)
     print(f"\n== {label}")
     print(f"wall time            {wall:8.2f} s")
     print(f"repositories / tags  {len(found)} / {tags}")
@@ -116,6 +120,7 @@ def report(label: str, facts: TargetFacts, counter: RequestCounter, wall: float,
     print(f"requests/repository  {counter.total / repos:8.2f}  (budget {BUDGET_PER_REPO:.0f})")
     print(f"throughput           {counter.total / wall:8.1f} requests/s, {len(found) / wall:8.1f} repositories/s")
     print("by call              " + ", ".join(f"{k} {v}" for k, v in sorted(counter.by_call.items())))
+    print(f"signatures verified  {verified} / {len(signatures)}")
     print(f"fact errors          {errors or 'none'}")
 
 
@@ -130,15 +135,16 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="ecr-bench-") as tmp, start_moto_server(Path(tmp)) as server:
         t0 = time.perf_counter()
-        images = seed(server.url, args.repos, args.images, args.seed_threads)
+        keys = generate_key_pair(Path(tmp) / "keys", "bench")
+        images = seed(server.url, args.repos, args.images, args.seed_threads, keys.private_key)
         seeded = time.perf_counter() - t0
         print(f"seeded {args.repos} repositories, {images} images in {seeded:.1f} s ({images / seeded:.0f} puts/s)")
         target = EcrTarget.model_validate(
             {"name": "bench", "kind": "ecr", "region": REGION, "endpoint_url": server.url}
         )
-        serial = run(target, 1)
+        serial = run(target, 1, str(keys.public_key))
         report("concurrency 1", *serial, args.repos)
-        parallel = run(target, args.concurrency)
+        parallel = run(target, args.concurrency, str(keys.public_key))
         report(f"concurrency {args.concurrency}", *parallel, args.repos)
         print(f"\nspeedup {serial[2] / parallel[2]:.2f}x with {args.concurrency} workers (moto: one process)")
         per_repo = parallel[1].total / args.repos

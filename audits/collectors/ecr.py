@@ -115,7 +115,6 @@ T = TypeVar("T")
 
 KIND = "ecr"
 PAGE_SIZE = 1000  # the maximum DescribeRepositories / DescribeImages accept
-REGISTRY_PORT = 443
 BATCH_GET_IMAGE_LIMIT = 100  # the most imageIds one BatchGetImage accepts
 MAX_PAYLOAD_BYTES = 1 << 20  # a simple-signing payload is a few hundred bytes
 SIGNATURE_MANIFEST_TYPES = (
