@@ -160,7 +160,8 @@ def _judge_verification(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -
     if bad:
         reasons = "; ".join(s.verify_error or "did not verify" for s in bad)
         return failed(resource, f"no signature verifies against a trusted key: {reasons}", **ev)
-    return errored(resource, "signature verification was not attempted", **ev)
+    why = "; ".join(s.verify_error for s in tag.signatures if s.verify_error)
+    return errored(resource, f"signature could not be verified: {why or 'verification was not attempted'}", **ev)
 
 
 @rule(

@@ -107,3 +107,10 @@ def test_docker_content_trust_is_deprecated_even_when_enforced() -> None:
     verdict = only(run("RG-SIGN-003", DEV, trust(True, "dct")))
     assert verdict.status is Status.FAIL
     assert "deprecated" in verdict.message and "Notation" in verdict.message
+
+
+def test_unverifiable_signature_error_says_why() -> None:
+    unreadable = SignatureFacts("cosign", "tag", SIG_TAG, verify_error="BatchGetImage: ImageNotFound")
+    verdict = only(run("RG-SIGN-002", KEYED, sign_view(repo("app", tag("1.0.0", signatures=(unreadable,))))))
+    assert verdict.status is Status.ERROR
+    assert "BatchGetImage: ImageNotFound" in verdict.message
