@@ -41,12 +41,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import boto3
 
 from sandbox.moto_server import MOTO_CREDENTIALS, MotoServer, start_moto_server
+from sandbox.process import StopsOnExit
 from sandbox.signing import KeyPair, generate_key_pair, signature_for
 
 REGION = "us-east-1"
@@ -361,7 +361,7 @@ def _seed_cloudtrail(session: boto3.Session, endpoint_url: str, region: str) -> 
 
 
 @dataclass
-class EcrEstate:
+class EcrEstate(StopsOnExit):
     """The seeded moto server as one sandbox service (the Service protocol:
     `name`, `targets`, `env`, `pids`, `stop`)."""
 
@@ -406,17 +406,6 @@ class EcrEstate:
 
     def stop(self) -> None:
         self.server.stop()
-
-    def __enter__(self) -> EcrEstate:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def signing_keys(workdir: Path, private_key: Path | None = None) -> KeyPair:

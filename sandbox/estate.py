@@ -18,12 +18,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from sandbox.images import build_image, build_index, push_with_skopeo, write_layout
 from sandbox.oci import Manifest
-from sandbox.process import free_port
+from sandbox.process import StopsOnExit, free_port
 from sandbox.pusher import OciPusher
 from sandbox.registry import RegistrySpec, RunningRegistry, start_registry
 from sandbox.signing import generate_key_pair, signature_for
@@ -71,7 +70,7 @@ class _Seed:
 
 
 @dataclass
-class Estate:
+class Estate(StopsOnExit):
     """A running estate. `targets` and `env` cover every service, attached ones included."""
 
     workdir: Path
@@ -123,17 +122,6 @@ class Estate:
                 errors.append(exc)
         if errors:
             raise errors[0]
-
-    def __enter__(self) -> Estate:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _password() -> str:

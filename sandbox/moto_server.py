@@ -16,9 +16,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
-from sandbox.process import free_port, is_alive, process_start_ticks, terminate_pid
+from sandbox.process import StopsOnExit, child_alive, free_port, process_start_ticks, stop_child
 
 HOST = "127.0.0.1"
 READY_TIMEOUT = 30.0
@@ -37,7 +36,7 @@ class MotoStartError(RuntimeError):
 
 
 @dataclass
-class MotoServer:
+class MotoServer(StopsOnExit):
     """A running moto server. Usable as a context manager; `stop` is idempotent."""
 
     host: str
@@ -56,34 +55,11 @@ class MotoServer:
         return [self.pid]
 
     def alive(self) -> bool:
-        if self._process is not None:
-            return self._process.poll() is None
-        return is_alive(self.pid, self.start_ticks)
+        return child_alive(self._process, self.pid, self.start_ticks)
 
     def stop(self) -> None:
         """SIGTERM, SIGKILL after 5 s, wait until gone."""
-        proc = self._process
-        if proc is None:
-            terminate_pid(self.pid, self.start_ticks)
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-
-    def __enter__(self) -> MotoServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        stop_child(self._process, self.pid, self.start_ticks)
 
 
 def start_moto_server(workdir: Path, *, detach: bool = False) -> MotoServer:

@@ -12,8 +12,11 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 
 def process_start_ticks(pid: int) -> int | None:
@@ -99,3 +102,42 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+class StopsOnExit:
+    """`with thing:` stops the thing on the way out, whatever happened inside."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def child_alive(proc: subprocess.Popen[bytes] | None, pid: int, start_ticks: int | None) -> bool:
+    """Alive via our own handle when we started it, via /proc when only the pid was recorded."""
+    if proc is not None:
+        return proc.poll() is None
+    return is_alive(pid, start_ticks)
+
+
+def stop_child(proc: subprocess.Popen[bytes] | None, pid: int, start_ticks: int | None) -> None:
+    """Terminate, kill after 5 s, wait until gone. Idempotent."""
+    if proc is None:
+        terminate_pid(pid, start_ticks)
+        return
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

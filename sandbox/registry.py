@@ -14,12 +14,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from sandbox.certs import CertKind, server_certificate
 from sandbox.htpasswd import DEFAULT_ROUNDS, write_htpasswd
-from sandbox.process import free_port, is_alive, port_open, process_start_ticks, terminate_pid
+from sandbox.process import StopsOnExit, child_alive, free_port, port_open, process_start_ticks, stop_child
 from sandbox.registry_config import (
     HtpasswdSettings,
     NotificationEndpoint,
@@ -62,7 +61,7 @@ def env_var_prefix(name: str) -> str:
 
 
 @dataclass
-class RunningRegistry:
+class RunningRegistry(StopsOnExit):
     """A live registry process and everything a client needs to reach it."""
 
     name: str
@@ -122,34 +121,11 @@ class RunningRegistry:
         return f"{self.host}:{self.port}"
 
     def alive(self) -> bool:
-        if self._process is not None:
-            return self._process.poll() is None
-        return is_alive(self.pid, self.start_ticks)
+        return child_alive(self._process, self.pid, self.start_ticks)
 
     def stop(self) -> None:
         """Terminate, then kill after 5 s; wait until it is gone. Idempotent."""
-        proc = self._process
-        if proc is None:
-            terminate_pid(self.pid, self.start_ticks)
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-
-    def __enter__(self) -> RunningRegistry:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        stop_child(self._process, self.pid, self.start_ticks)
 
 
 def _prepare(spec: RegistrySpec, workdir: Path, reg_dir: Path) -> tuple[
