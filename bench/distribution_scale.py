@@ -39,6 +39,7 @@ from audits.collectors.distribution import CATALOG_PAGE_SIZE, collect  # noqa: E
 from audits.config import DistributionTarget  # noqa: E402
 from audits.model import REPOSITORIES, FactState, RepositoryFacts, TargetFacts  # noqa: E402
 from bench.latency_proxy import latency_proxy  # noqa: E402
+from bench.measure import process_cpu_seconds  # noqa: E402
 from sandbox.images import build_image  # noqa: E402
 from sandbox.oci import Manifest, with_annotations  # noqa: E402
 from sandbox.pusher import OciPusher  # noqa: E402
@@ -74,12 +75,6 @@ class Run:
     wall_s: float
     client_cpu_s: float
     server_cpu_s: float
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process from /proc (the registry's CPU share)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def audit(reg: RunningRegistry, concurrency: int, key_file: str, port: int | None = None) -> Run:

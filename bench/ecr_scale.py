@@ -38,6 +38,7 @@ from audits.collectors import ecr  # noqa: E402
 from audits.collectors.base import CollectOptions, RequestCounter  # noqa: E402
 from audits.config import EcrTarget  # noqa: E402
 from audits.model import REPOSITORIES, FactState, TargetFacts  # noqa: E402
+from bench.measure import process_cpu_seconds  # noqa: E402
 from sandbox.ecr_estate import (  # noqa: E402
     FULL_ECR_POLICY,
     LIFECYCLE_POLICY,
@@ -98,16 +99,20 @@ def seed(endpoint: str, repos: int, images: int, threads: int, key: Path) -> int
     return total
 
 
-def run(target: EcrTarget, concurrency: int, trusted: str) -> tuple[TargetFacts, RequestCounter, float]:
+def run(
+    target: EcrTarget, concurrency: int, trusted: str, moto_pid: int
+) -> tuple[TargetFacts, RequestCounter, float, float]:
+    """Audit once; also return the moto server's CPU seconds meanwhile
+    (moto serves from one Python process: ~1.0 s per wall second is saturation)."""
     options = CollectOptions(concurrency=concurrency, timeout=30, trusted_keys=(trusted,))
     counter = RequestCounter()
     clients = ecr.make_clients(target, options)
-    start = time.perf_counter()
+    cpu0, start = process_cpu_seconds(moto_pid), time.perf_counter()
     facts = ecr.collect_with_clients(target, options, clients, counter=counter)
-    return facts, counter, time.perf_counter() - start
+    return facts, counter, time.perf_counter() - start, process_cpu_seconds(moto_pid) - cpu0
 
 
-def report(label: str, facts: TargetFacts, counter: RequestCounter, wall: float, repos: int) -> None:
+def report(label: str, facts: TargetFacts, counter: RequestCounter, wall: float, moto_cpu: float, repos: int) -> None:
     errors = [n for n, f in facts.facts.items() if f.state is FactState.ERROR]
     found = facts.facts[REPOSITORIES].value or ()
     tags = sum(len(r.tags) for r in found)
@@ -119,6 +124,7 @@ def report(label: str, facts: TargetFacts, counter: RequestCounter, wall: float,
     print(f"API requests         {counter.total}")
     print(f"requests/repository  {counter.total / repos:8.2f}  (budget {BUDGET_PER_REPO:.0f})")
     print(f"throughput           {counter.total / wall:8.1f} requests/s, {len(found) / wall:8.1f} repositories/s")
+    print(f"moto server CPU      {moto_cpu:8.2f} s = {moto_cpu / wall:.0%} of one core (its ceiling: one process)")
     print("by call              " + ", ".join(f"{k} {v}" for k, v in sorted(counter.by_call.items())))
     print(f"signatures verified  {verified} / {len(signatures)}")
     print(f"fact errors          {errors or 'none'}")
@@ -142,10 +148,10 @@ def main() -> int:
         target = EcrTarget.model_validate(
             {"name": "bench", "kind": "ecr", "region": REGION, "endpoint_url": server.url}
         )
-        serial = run(target, 1, str(keys.public_key))
-        report("concurrency 1", *serial, args.repos)
-        parallel = run(target, args.concurrency, str(keys.public_key))
-        report(f"concurrency {args.concurrency}", *parallel, args.repos)
+        serial = run(target, 1, str(keys.public_key), server.pid)
+        report("concurrency 1", *serial, repos=args.repos)
+        parallel = run(target, args.concurrency, str(keys.public_key), server.pid)
+        report(f"concurrency {args.concurrency}", *parallel, repos=args.repos)
         print(f"\nspeedup {serial[2] / parallel[2]:.2f}x with {args.concurrency} workers (moto: one process)")
         per_repo = parallel[1].total / args.repos
         verdict = "within" if per_repo <= BUDGET_PER_REPO else "OVER"
