@@ -4,10 +4,11 @@ same `TargetFacts` a live ECR audit produces, so the same rules judge both.
 Input is the list of resources CrossGuard hands a stack policy
 (`StackValidationArgs.resources`: type token, camelCase props, URN, name,
 parent) or, in tests, what `tests/pulumi/mocks.py` records. Everything here
-is pure: no I/O, no Pulumi engine; the settings are normalized by the ECR
-collector's own pure helpers (`immutability_setting`, `encryption_setting`,
-`grants_anonymous_pull`, `scanning_facts`, `summarize_lifecycle`) so a
-declared `MUTABLE` and an observed `MUTABLE` become the very same fact.
+is pure: no I/O, no Pulumi engine, no AWS SDK; the settings are normalized by
+the pure helpers the ECR collector itself uses (`audits.collectors.ecr_facts`:
+`immutability_setting`, `encryption_setting`, `grants_anonymous_pull`,
+`scanning_facts`, `summarize_lifecycle`) so a declared `MUTABLE` and an
+observed `MUTABLE` become the very same fact.
 
 What declared state can show, and how:
 
@@ -45,7 +46,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from audits.collectors.ecr import (
+from audits.collectors.ecr_facts import (
     encryption_setting,
     grants_anonymous_pull,
     immutability_setting,

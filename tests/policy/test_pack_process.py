@@ -39,6 +39,21 @@ def test_importing_the_policy_modules_does_not_start_a_server() -> None:
     assert done.stdout.strip() == "imported"
 
 
+def test_the_policy_pack_imports_no_aws_sdk() -> None:
+    """The pack runs in every `pulumi preview`: it normalizes declared state with
+    `audits.collectors.ecr_facts`, never the collector, so boto3/botocore (a second
+    or more of start-up) stay out of its process."""
+    probe = (
+        "import sys, policy.declared, policy.policies, policy.__main__; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=START_TIMEOUT_S
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 @pytest.fixture
 def analyzer() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
     """`python .` inside policy/ (as the CLI runs a Python pack); the first

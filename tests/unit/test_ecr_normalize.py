@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from audits.collectors.ecr import (
+from audits.collectors.ecr_facts import (
     build_repository_facts,
     encryption_setting,
     immutability_setting,

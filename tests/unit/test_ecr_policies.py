@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from audits.collectors.ecr import grants_anonymous_pull, grants_push, load_policy
+from audits.collectors.ecr_facts import grants_anonymous_pull, grants_push, load_policy
 
 PULL = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 

@@ -16,7 +16,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from audits.collectors import cosign, ecr
+from audits.collectors import cosign, ecr, ecr_facts
 from audits.collectors.base import CollectOptions, RequestCounter
 from audits.config import EcrTarget
 from audits.model import REPOSITORIES, RepositoryFacts
@@ -85,7 +85,9 @@ def ecr_client() -> Any:
 
 
 def repository(images: list[dict[str, Any]], checks: Any) -> RepositoryFacts:
-    return ecr.build_repository_facts(REPO, images, anonymous_pull=False, declared_public=False, verifications=checks)
+    return ecr_facts.build_repository_facts(
+        REPO, images, anonymous_pull=False, declared_public=False, verifications=checks
+    )
 
 
 def test_good_signature_and_wrong_key_are_told_apart_without_downloads(keys: KeyPair, other_keys: KeyPair) -> None:
