@@ -72,8 +72,7 @@ from audits.collectors import cosign
 from audits.collectors.base import CollectOptions, RequestCounter
 from audits.collectors.ecr_facts import (
     SignatureArtifact,
-    _trail_destination,
-    _utc,
+    as_utc,
     build_repository_facts,
     encryption_setting,
     grants_anonymous_pull,
@@ -86,6 +85,7 @@ from audits.collectors.ecr_facts import (
     scanning_facts,
     signature_artifacts,
     summarize_lifecycle,
+    trail_destination,
 )
 from audits.collectors.oci import describe_transport_error
 from audits.config import DistributionTarget, EcrTarget
@@ -775,7 +775,7 @@ def _logging_fact(cloudtrail: CloudTrailClient, region: str) -> Fact[LoggingFact
             continue
         logging_on = bool(status.value.get("IsLogging"))
         covered = management_events_logged(trail, selectors.value)
-        destination = _trail_destination(trail)
+        destination = trail_destination(trail)
         if logging_on and covered >= {"read", "write"}:
             detail = f"trail {trail.get('Name')} logs read and write management events"
             return Fact.ok(LoggingFacts(True, destination, detail), source="cloudtrail:GetTrailStatus")
@@ -857,7 +857,7 @@ def _credentials_fact(iam: IAMClient) -> Fact[tuple[CredentialFacts, ...]]:
                     CredentialFacts(
                         id=mask_key_id(str(key.get("AccessKeyId", ""))),
                         kind="iam-access-key",
-                        created_at=_utc(key.get("CreateDate")),
+                        created_at=as_utc(key.get("CreateDate")),
                         can_push=True,
                         detail=f"IAM user {name}; ECR push via {', '.join(grants)}",
                     )

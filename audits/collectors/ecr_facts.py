@@ -198,7 +198,7 @@ def build_repository_facts(
                     name=tag,
                     digest=digest,
                     media_type=img.get("imageManifestMediaType") or img.get("artifactMediaType"),
-                    pushed_at=_utc(pushed),
+                    pushed_at=as_utc(pushed),
                     signatures=signatures,
                     scan=scan,
                 )
@@ -274,11 +274,11 @@ def vulnerability_scan(image: ImageDetailTypeDef) -> VulnerabilityScan:
     return VulnerabilityScan(
         status=_SCAN_STATUS.get(status_raw, "failed"),
         severity_counts=counts,
-        completed_at=_utc(summary.get("imageScanCompletedAt")),
+        completed_at=as_utc(summary.get("imageScanCompletedAt")),
     )
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def as_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value is not None else None
 
 
@@ -527,7 +527,7 @@ def management_events_logged(trail: Mapping[str, Any], selectors: Mapping[str, A
     return covered
 
 
-def _trail_destination(trail: Mapping[str, Any]) -> str:
+def trail_destination(trail: Mapping[str, Any]) -> str:
     parts = [f"s3://{trail['S3BucketName']}"] if trail.get("S3BucketName") else []
     if trail.get("CloudWatchLogsLogGroupArn"):
         parts.append(str(trail["CloudWatchLogsLogGroupArn"]))
