@@ -32,7 +32,7 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                 "--group-id <sg> --protocol tcp --port 443 --cidr 0.0.0.0/0` and bind to a "
                 "private address"
             ),
-            component="DistributionVmArgs(allowed_cidrs=[...]) / HarborVmArgs(allowed_cidrs=[...]) "
+            component="DistributionVmArgs [planned](allowed_cidrs=[...]) / HarborVmArgs [planned](allowed_cidrs=[...]) "
             "with private CIDRs (never 0.0.0.0/0)",
         ),
     )
