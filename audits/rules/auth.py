@@ -66,7 +66,7 @@ def _answers_anonymously(status: int | None) -> bool:
                 "--anonymous-pull-enabled false`; Harbor: set the project to private"
             ),
             component="EcrRepositoryArgs(baseline=Baseline(public=False)) (the default; "
-            "DistributionVmArgs [planned] always configures authentication)",
+            "planned DistributionVmArgs always configures authentication)",
         ),
     )
 )
@@ -168,7 +168,7 @@ def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool)
         remediation=Remediation(
             cli="enable `http.tls` in the registry's config.yml (or put a TLS-terminating proxy "
             "in front) and stop the plain-HTTP listener",
-            component="DistributionVmArgs [planned](tls=...) (htpasswd auth is only rendered with TLS)",
+            component="planned DistributionVmArgs(tls=...) (htpasswd auth is only rendered with TLS)",
         ),
     )
 )
@@ -218,7 +218,7 @@ def no_basic_auth_over_http(ctx: RuleContext, facts: FactView) -> Iterator[Verdi
                 "admin password (`harbor_admin_password` / UI) and use OIDC; Distribution: one "
                 "htpasswd entry per person or CI job (`htpasswd -B auth/htpasswd <user>`)"
             ),
-            component="none needed: DistributionVmArgs [planned](...) / HarborVmArgs [planned](...) render one account per identity from "
+            component="none needed: planned DistributionVmArgs(...) / planned HarborVmArgs(...) render one account per identity from "
             "secrets, never the installer default (no shared admin is rendered)",
         ),
     )

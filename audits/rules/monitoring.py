@@ -48,7 +48,7 @@ BASELINE_DAYS = 14
                 '\'[{"category":"ContainerRegistryRepositoryEvents","enabled":true}]\' ...`; '
                 "Distribution: add a `notifications.endpoints` entry to config.yml"
             ),
-            component="DistributionVmArgs [planned](notifications=[...]); ECR API calls are logged by "
+            component="planned DistributionVmArgs(notifications=[...]); ECR API calls are logged by "
             "the account's CloudTrail trail (not part of the registry component)",
         ),
     )

@@ -32,7 +32,7 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                 "--group-id <sg> --protocol tcp --port 443 --cidr 0.0.0.0/0` and bind to a "
                 "private address"
             ),
-            component="DistributionVmArgs [planned](allowed_cidrs=[...]) / HarborVmArgs [planned](allowed_cidrs=[...]) "
+            component="planned DistributionVmArgs(allowed_cidrs=[...]) / planned HarborVmArgs(allowed_cidrs=[...]) "
             "with private CIDRs (never 0.0.0.0/0)",
         ),
     )

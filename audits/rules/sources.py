@@ -144,7 +144,7 @@ def insecure_reason(ref: ImageReference) -> str | None:
         remediation=Remediation(
             cli="serve the registry under a DNS name with a trusted certificate and update the "
             "reference; remove it from `insecure-registries` in /etc/docker/daemon.json",
-            component="DistributionVmArgs [planned](tls=...) gives the self-hosted registry a name and certificate",
+            component="planned DistributionVmArgs(tls=...) gives the self-hosted registry a name and certificate",
         ),
     )
 )

@@ -34,7 +34,7 @@ VerdictFunc = Callable[..., Verdict]
 _PROTOCOL_RE = re.compile(r"^(SSLv|TLSv)(\d+)(?:\.(\d+))?$")
 
 _TLS_COMPONENT = (
-    "DistributionVmArgs [planned](tls=...) / HarborVmArgs [planned](tls=...) with a certificate from a trusted CA; "
+    "planned DistributionVmArgs(tls=...) / planned HarborVmArgs(tls=...) with a certificate from a trusted CA; "
     "managed kinds (ECR, GAR, ACR, GHCR, Docker Hub) serve TLS only"
 )
 
