@@ -218,8 +218,10 @@ def no_basic_auth_over_http(ctx: RuleContext, facts: FactView) -> Iterator[Verdi
                 "admin password (`harbor_admin_password` / UI) and use OIDC; Distribution: one "
                 "htpasswd entry per person or CI job (`htpasswd -B auth/htpasswd <user>`)"
             ),
-            component="none needed: planned DistributionVmArgs(...) / planned HarborVmArgs(...) render one account per identity from "
-            "secrets, never the installer default (no shared admin is rendered)",
+            component=(
+                "none needed: planned DistributionVmArgs(...) / planned HarborVmArgs(...) render one account "
+                "per identity from secrets, never the installer default (no shared admin is rendered)"
+            ),
         ),
     )
 )
