@@ -156,3 +156,18 @@ def test_interrupted_demo_stops_everything(tmp_path: Path, sig: str) -> None:
     time.sleep(0.5)
     assert processes_mentioning(str(work)) == []
     assert servers_running() - before == set()
+
+
+def test_demo_reports_validate_against_the_official_schemas(
+    demo: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
+    """The schema tests in tests/unit use hand-made findings; this checks what a
+    real audit of real registries produced."""
+    import xmlschema
+
+    from tests.unit.report_fixtures import COMPLIANCE_DATA, oscal_validator, sarif_validator
+
+    out = demo[1]
+    sarif_validator().validate(json.loads((out / "report.sarif").read_text()))
+    oscal_validator().validate(json.loads((out / "oscal-assessment-results.json").read_text()))
+    xmlschema.XMLSchema(str(COMPLIANCE_DATA / "junit.xsd")).validate(str(out / "report.junit.xml"))
