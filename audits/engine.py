@@ -9,7 +9,7 @@ supported by <kind>" where the rule is required for the environment.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +60,6 @@ def run_audit(
     target_concurrency: int = 4,
     progress: ProgressCallback | None = None,
     pull_history: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
-    on_target_done: Callable[[str], None] | None = None,
 ) -> AuditRun:
     """Collect every target (at most `target_concurrency` at once, each with
     `concurrency` requests in flight), then judge all facts with the catalog."""
@@ -74,10 +73,7 @@ def run_audit(
     )
 
     def collect_one(target: Any) -> TargetFacts:
-        facts = _collect_safely(target, _options_for(target.name, options))
-        if on_target_done is not None:
-            on_target_done(target.name)
-        return facts
+        return _collect_safely(target, _options_for(target.name, options))
 
     workers = max(1, min(target_concurrency, len(config.targets)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect") as pool:
@@ -293,8 +289,4 @@ def exit_code(result: AuditResult, fail_on: Severity) -> int:
     return 0
 
 
-def with_environment(config: AuditConfig, environment: str | None) -> AuditConfig:
-    return config if environment is None else config.model_copy(update={"environment": environment})
-
-
-__all__ = ["AuditRun", "run_audit", "judge", "exit_code", "finding_sort_key", "with_environment"]
+__all__ = ["AuditRun", "run_audit", "judge", "exit_code", "finding_sort_key"]
