@@ -67,6 +67,7 @@ from audits.collectors.oci import (
     parse_www_authenticate,
     valid_digest,
     valid_repository,
+    valid_tag,
 )
 from audits.collectors.tls_probe import TlsProbeError, probe_tls
 from audits.config import DistributionTarget
@@ -430,6 +431,9 @@ class _Collection:
             self.options.report("repositories", self._repos_done, total)
 
     async def _tag(self, client: OciClient, repo: str, tag: str, signature_tags: frozenset[str]) -> TagFacts:
+        if not valid_tag(tag):
+            # Never put a name the registry made up (`../x`, `a/b`) into a request path.
+            return TagFacts(tag[:128], None, None, error="the registry listed a tag name the OCI spec does not allow")
         try:
             ref = await client.head_manifest(repo, tag)
         except OciError as exc:

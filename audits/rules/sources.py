@@ -3,10 +3,10 @@ transport that cannot be tampered with."""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 
 from audits.model import IMAGE_REFERENCES, ImageReference, ImageReferencesFacts, Severity, Verdict
+from audits.refs import is_ip_registry
 from audits.rules.common import (
     IMAGE_REFS_KIND,
     no_prod_references,
@@ -103,15 +103,6 @@ def split_host_port(registry: str) -> tuple[str, str | None]:
     return registry, None
 
 
-def is_ip_host(registry: str) -> bool:
-    host, _ = split_host_port(registry)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def is_allow_listed(registry: str, allowed: tuple[str, ...]) -> bool:
     """An entry `host:port` allows exactly that; a bare `host` allows any port."""
     host, _ = split_host_port(registry)
@@ -121,7 +112,7 @@ def is_allow_listed(registry: str, allowed: tuple[str, ...]) -> bool:
 def insecure_reason(ref: ImageReference) -> str | None:
     if ref.explicit_scheme == "http":
         return "plain-HTTP registry"
-    if is_ip_host(ref.registry):
+    if is_ip_registry(ref.registry):
         return "registry addressed by IP (no certificate name to verify)"
     return None
 

@@ -652,3 +652,14 @@ def test_referrers_probe_happens_once_per_registry() -> None:
             reg.push(repo, tag, manifest_bytes(repo + tag))
     run(reg, concurrency=8)
     assert reg.calls(lambda r: "/referrers/" in r.url.path) == 1
+
+
+def test_invalid_tag_names_from_the_registry_are_never_requested() -> None:
+    """A hostile registry listing `../../x` must not steer requests elsewhere."""
+    reg = FakeRegistry()
+    reg.push("app", "v1", manifest_bytes("a"))
+    reg.tags["app"]["../../v2/_catalog"] = reg.tags["app"]["v1"]
+    tags = tags_of(repos_of(run(reg))["app"])
+    assert tags["v1"].digest and tags["v1"].error is None
+    assert "not allow" in (tags["../../v2/_catalog"].error or "")
+    assert reg.calls(lambda r: "/manifests/.." in r.url.raw_path.decode()) == 0

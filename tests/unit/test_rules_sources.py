@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from audits.model import IMAGE_REFERENCES, ImageReference, ImageReferencesFacts, Status
-from audits.rules.sources import is_allow_listed, is_ip_host, split_host_port
+from audits.refs import is_ip_registry
+from audits.rules.sources import is_allow_listed, split_host_port
 from tests.unit.test_rules_common import DEV, PROD, assert_evidence, context, only, run, statuses, view
 
 
@@ -94,7 +95,7 @@ def test_host_port_parsing() -> None:
     assert split_host_port("[::1]:5000") == ("::1", "5000")
     assert split_host_port("h:5000") == ("h", "5000")
     assert split_host_port("h") == ("h", None)
-    assert is_ip_host("127.0.0.1:5000") and is_ip_host("[::1]") and not is_ip_host("reg.example:5000")
+    assert is_ip_registry("127.0.0.1:5000") and is_ip_registry("[::1]") and not is_ip_registry("reg.example:5000")
     assert is_allow_listed("h:1", ("h",)) and not is_allow_listed("h:1", ("h:2",))
 
 
