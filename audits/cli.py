@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from audits.engine import AuditRun
     from audits.model import Severity
 
-EXIT_OK, EXIT_FAILING, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+EXIT_OK, EXIT_USAGE = 0, 2  # 1 (failing) and 3 (incomplete) come from engine.exit_code
 ALL_FORMATS = ("html", "md", "json", "sarif", "junit", "oscal")
 DEFAULT_FORMATS = "html,md,json,sarif,junit"
 DEFAULT_SANDBOX_DIR = Path(".regguard/sandbox")

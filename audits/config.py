@@ -14,7 +14,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 TARGET_KINDS = ("distribution", "ecr", "docker-config", "image-refs")
-SEVERITIES = ("critical", "high", "medium", "low", "info")
 FRAMEWORKS = ("soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high")
 
 # Keys that would hold a secret value if written inline.
