@@ -221,6 +221,17 @@ def reference_errors(facts: FactView, found: ImageReferencesFacts) -> list[Verdi
     return verdicts
 
 
+def prod_reference_scope(ctx: RuleContext, facts: FactView) -> tuple[list[ImageReference], list[Verdict]]:
+    """The production references a rule can judge, and the verdicts it must
+    emit before judging them: an error per reference or file it cannot judge,
+    or one not_applicable when nothing at all is in scope."""
+    refs, found = prod_references(ctx, facts)
+    preface = reference_errors(facts, found)
+    if not refs and not preface:
+        preface = [no_prod_references(ctx, facts, found)]
+    return refs, preface
+
+
 def no_prod_references(ctx: RuleContext, facts: FactView, found: ImageReferencesFacts) -> Verdict:
     return not_applicable(
         registry_resource(ctx, facts),

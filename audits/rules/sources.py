@@ -9,8 +9,7 @@ from audits.model import IMAGE_REFERENCES, ImageReference, ImageReferencesFacts,
 from audits.refs import is_ip_registry
 from audits.rules.common import (
     IMAGE_REFS_KIND,
-    no_prod_references,
-    prod_references,
+    prod_reference_scope,
     reference_errors,
     reference_evidence,
     reference_resource,
@@ -61,12 +60,9 @@ def namespace_of(ref: ImageReference) -> str:
     )
 )
 def trusted_sources(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
-    refs, found = prod_references(ctx, facts)
-    errors = reference_errors(facts, found)
-    yield from errors
+    refs, preface = prod_reference_scope(ctx, facts)
+    yield from preface
     if not refs:
-        if not errors:
-            yield no_prod_references(ctx, facts, found)
         return
     hub = [r for r in refs if r.registry in DOCKER_HUB_HOSTS]
     if not hub:

@@ -25,9 +25,7 @@ from audits.rules.common import (
     is_release_tag,
     is_semver_tag,
     judge_repositories,
-    no_prod_references,
-    prod_references,
-    reference_errors,
+    prod_reference_scope,
     reference_evidence,
     reference_resource,
     registry_resource,
@@ -94,11 +92,8 @@ def no_latest_in_prod(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
 
 
 def _latest_references(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
-    refs, found = prod_references(ctx, facts)
-    errors = reference_errors(facts, found)
-    yield from errors
-    if not refs and not errors:
-        yield no_prod_references(ctx, facts, found)
+    refs, preface = prod_reference_scope(ctx, facts)
+    yield from preface
     for ref in refs:
         ev = reference_evidence(facts, ref)
         if ref.tag == LATEST and ref.digest is None:
@@ -250,11 +245,8 @@ def versioned_tags(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
     )
 )
 def references_pinned(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
-    refs, found = prod_references(ctx, facts)
-    errors = reference_errors(facts, found)
-    yield from errors
-    if not refs and not errors:
-        yield no_prod_references(ctx, facts, found)
+    refs, preface = prod_reference_scope(ctx, facts)
+    yield from preface
     for ref in refs:
         ev = reference_evidence(facts, ref)
         if ref.digest:
