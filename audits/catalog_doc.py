@@ -16,7 +16,7 @@ def rule_data(rule: Rule) -> dict[str, Any]:
         "title": meta.title,
         "severity": meta.severity.value,
         "seed_section": meta.seed_section,
-        "kinds": sorted(meta.kinds),
+        "kinds": sorted(meta.implemented_for()),
         "prod_only": meta.prod_only,
         "rationale": meta.rationale,
         "controls": controls_for(meta).as_dict(),

@@ -8,13 +8,18 @@ so a config file that carries one inline is refused outright.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-TARGET_KINDS = ("distribution", "ecr", "docker-config", "image-refs")
+from audits import kinds
+from audits.targets import Strict, TargetConfig
+
 FRAMEWORKS = ("soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high")
+Framework = Literal["soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high"]
+# The frameworks a report maps to when the config names none (also the Pulumi stacks' default).
+DEFAULT_FRAMEWORKS: tuple[Framework, ...] = ("soc2", "nist-800-53")
 
 # Keys that would hold a secret value if written inline.
 _INLINE_SECRET_KEYS = frozenset(
@@ -31,85 +36,25 @@ _INLINE_SECRET_KEYS = frozenset(
         "client_secret",
     }
 )
+_NO_SECRETS_HINT = "regguard.yaml names secrets only by environment variable (e.g. password_env in a target)"
 
 
 class ConfigError(Exception):
     """A one-line, user-facing description of what is wrong in the config."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Thresholds(_Strict):
+class Thresholds(Strict):
     cert_min_days: int = Field(default=30, ge=0)
     credential_max_age_days: int = Field(default=90, ge=1)
     max_vuln_severity: Literal["critical", "high", "medium", "low"] = "high"
     pull_spike_factor: float = Field(default=5.0, gt=1.0)
 
 
-class _Target(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    repositories: list[str] = Field(
-        default_factory=list, description="fnmatch filters; empty means every repository"
-    )
-    public_repositories: list[str] = Field(
-        default_factory=list, description="repositories meant to be public (RG-AUTH-001)"
-    )
-    environment: str | None = Field(None, description="overrides the top-level environment")
-
-
-class _OciAuth(_Strict):
-    username_env: str | None = None
-    password_env: str | None = None
-
-
-class DistributionTarget(_Target, _OciAuth):
-    """A self-hosted Docker Distribution (`registry:2`) endpoint."""
-
-    kind: Literal["distribution"]
-    url: str = Field(pattern=r"^https?://[^/\s]+/?$")
-    ca_file: Path | None = None
-    config_file: Path | None = Field(
-        None, description="the registry's config.yml, when the audit runs where it is readable"
-    )
-    timeout: float = Field(10.0, gt=0)
-
-
-class EcrTarget(_Target):
-    kind: Literal["ecr"]
-    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-    endpoint_url: str | None = Field(None, description="moto / LocalStack endpoint")
-    profile: str | None = None
-    probe_endpoint: bool = Field(
-        False, description="also probe the registry's OCI endpoint (TLS, anonymous access)"
-    )
-
-
-class DockerConfigTarget(_Target):
-    kind: Literal["docker-config"]
-    path: Path = Path("~/.docker/config.json")
-
-
-class ImageRefsTarget(_Target):
-    kind: Literal["image-refs"]
-    paths: list[Path] = Field(min_length=1)
-
-
-TargetConfig = Annotated[
-    DistributionTarget | EcrTarget | DockerConfigTarget | ImageRefsTarget,
-    Field(discriminator="kind"),
-]
-
-
-Framework = Literal["soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high"]
-
-
 def _default_frameworks() -> list[Framework]:
-    return ["soc2", "nist-800-53"]
+    return list(DEFAULT_FRAMEWORKS)
 
 
-class AuditConfig(_Strict):
+class AuditConfig(Strict):
     environment: str = "dev"
     use_cases: list[str] = Field(default_factory=list)
     frameworks: list[Framework] = Field(default_factory=_default_frameworks)
@@ -118,14 +63,21 @@ class AuditConfig(_Strict):
     production_patterns: list[str] = Field(default_factory=list)
     allowed_registries: list[str] = Field(default_factory=list)
     allowed_namespaces: list[str] = Field(default_factory=list)
-    history_dir: Path | None = Field(
-        None, description="where audit history (pull baselines) is kept"
-    )
+    history_dir: Path | None = Field(None, description="where audit history (pull baselines) is kept")
     targets: list[TargetConfig] = Field(min_length=1)
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _targets_by_kind(cls, targets: Any) -> Any:
+        """Each entry validates against its kind's own model (from the kind
+        table); `parse_config` does this first to name the failing key."""
+        if not isinstance(targets, list):
+            return targets
+        return [t if isinstance(t, TargetConfig) else _target_model(t).model_validate(t) for t in targets]
 
     @field_validator("targets")
     @classmethod
-    def _unique_names(cls, targets: list[Any]) -> list[Any]:
+    def _unique_names(cls, targets: list[TargetConfig]) -> list[TargetConfig]:
         seen: set[str] = set()
         for t in targets:
             if t.name in seen:
@@ -144,6 +96,13 @@ class AuditConfig(_Strict):
                 f"unknown use case {unknown[0]!r}; expected one of {', '.join(sorted(USE_CASES))}"
             )
         return use_cases
+
+
+def _target_model(entry: Any) -> type[TargetConfig]:
+    kind = entry.get("kind") if isinstance(entry, dict) else None
+    if not isinstance(kind, str):
+        raise ValueError("every target needs a kind")
+    return kinds.get(kind).target
 
 
 def load_config(path: Path) -> AuditConfig:
@@ -168,61 +127,93 @@ def parse_config(raw: Any, path: Path) -> AuditConfig:
     config file's folder so a config works from any working directory."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    _refuse_inline_secrets(raw, path, "")
+    _refuse_inline_secrets(raw, path, "", _NO_SECRETS_HINT)
+    targets = [_parse_target(entry, path, i) for i, entry in enumerate(_target_entries(raw, path))]
     try:
-        config = AuditConfig.model_validate(raw)
+        config = AuditConfig.model_validate({**raw, "targets": targets} if "targets" in raw else raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, raw, path)) from None
+        raise ConfigError(_describe(exc, path)) from None
     return _resolve_paths(config, path.parent)
 
 
-def _refuse_inline_secrets(node: Any, path: Path, where: str) -> None:
+def _target_entries(raw: dict[str, Any], path: Path) -> list[Any]:
+    entries = raw.get("targets", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: targets: expected a list of targets")
+    return entries
+
+
+def _parse_target(entry: Any, path: Path, index: int) -> TargetConfig:
+    """One target against its kind's model, errors named `targets[i].key`."""
+    where = f"targets[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{path}: {where}: expected a mapping with name and kind")
+    kind = entry.get("kind")
+    if kind is None:
+        expected = ", ".join(kinds.names())
+        raise ConfigError(f"{path}: {where}.kind: every target needs a kind; expected one of {expected}")
+    try:
+        model = kinds.get(str(kind)).target
+    except kinds.UnknownKind:
+        raise ConfigError(
+            f"{path}: {where}.kind: unknown target kind {kind!r}; expected one of {', '.join(kinds.names())}"
+        ) from None
+    _refuse_inline_secrets(entry, path, where, model.secret_hint)
+    try:
+        return model.model_validate(entry)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, prefix=(where,), model=model)) from None
+
+
+def _refuse_inline_secrets(node: Any, path: Path, where: str, hint: str) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
             here = f"{where}.{key}" if where else str(key)
+            if here == "targets":
+                continue  # each target is checked with its own kind's hint
             if str(key).lower() in _INLINE_SECRET_KEYS and value not in (None, ""):
-                raise ConfigError(
-                    f"{path}: {here}: secrets must not be written in the config; "
-                    f"put it in an environment variable and name it with {key}_env"
-                )
-            _refuse_inline_secrets(value, path, here)
+                raise ConfigError(f"{path}: {here}: secrets must not be written in the config; {hint}")
+            _refuse_inline_secrets(value, path, here, hint)
     elif isinstance(node, list):
         for i, item in enumerate(node):
-            _refuse_inline_secrets(item, path, f"{where}[{i}]")
+            _refuse_inline_secrets(item, path, f"{where}[{i}]", hint)
 
 
-def _describe(exc: ValidationError, raw: dict[str, Any], path: Path) -> str:
+def _describe(
+    exc: ValidationError, path: Path, prefix: tuple[str, ...] = (), model: type[Strict] | None = None
+) -> str:
     """One line for the first problem: `file: key.path: what is expected`."""
     err = exc.errors()[0]
-    loc = _location(err["loc"], raw)
+    loc = _location((*prefix, *err["loc"]))
     kind = err["type"]
     if kind == "extra_forbidden":
         return f"{path}: {loc}: unknown key"
     if kind == "missing":
         return f"{path}: {loc}: required key is missing"
-    if kind == "union_tag_invalid":
-        kinds = ", ".join(TARGET_KINDS)
-        return f"{path}: {loc}: unknown target kind; expected one of {kinds}"
-    if kind == "union_tag_not_found":
-        return f"{path}: {loc}: every target needs a kind"
-    msg = str(err["msg"]).removeprefix("Value error, ")
     got = err.get("input")
     shown = f" (got {got!r})" if isinstance(got, (str, int, float, bool)) else ""
+    if kind == "string_pattern_mismatch":
+        return f"{path}: {loc}: expected {_expected(model, err['loc'])}{shown}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
     return f"{path}: {loc}: {msg}{shown}"
 
 
-def _location(loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
-    """Render pydantic's loc as `targets[1].url`, dropping the union tag."""
+def _expected(model: type[Strict] | None, loc: tuple[Any, ...]) -> str:
+    """A pattern field's description in words (never the raw regex)."""
+    field = model.model_fields.get(str(loc[0])) if model is not None and loc else None
+    if field is not None and field.description:
+        return field.description
+    return "a value of the documented form"
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    """Render pydantic's loc as `targets[1].url`."""
     parts: list[str] = []
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif (
-            item in {"distribution", "ecr", "docker-config", "image-refs"}
-            and parts
-            and parts[-1].startswith("[")
-        ):
-            continue
+        elif isinstance(item, str) and item.startswith("targets["):
+            parts.append(item)
         else:
             parts.append(("." if parts else "") + str(item))
     return "".join(parts) or "(top level)"
@@ -233,22 +224,9 @@ def _resolve_paths(config: AuditConfig, base: Path) -> AuditConfig:
         p = p.expanduser()
         return p if p.is_absolute() else (base / p)
 
-    targets: list[Any] = []
-    for t in config.targets:
-        updates: dict[str, Any] = {}
-        if isinstance(t, DistributionTarget):
-            if t.ca_file is not None:
-                updates["ca_file"] = fix(t.ca_file)
-            if t.config_file is not None:
-                updates["config_file"] = fix(t.config_file)
-        elif isinstance(t, DockerConfigTarget):
-            updates["path"] = fix(t.path)
-        elif isinstance(t, ImageRefsTarget):
-            updates["paths"] = [fix(p) for p in t.paths]
-        targets.append(t.model_copy(update=updates))
     return config.model_copy(
         update={
-            "targets": targets,
+            "targets": [t.resolved(fix) for t in config.targets],
             "trusted_keys": [fix(k) for k in config.trusted_keys],
             "history_dir": fix(config.history_dir) if config.history_dir else None,
         }

@@ -160,7 +160,7 @@ def judge(facts: TargetFacts, ctx: RuleContext, rules: Mapping[str, Rule]) -> li
     crash = facts.facts.get(COLLECTOR_CRASH)
     findings: list[Finding] = []
     for rule in rules.values():
-        if facts.kind not in rule.meta.kinds:
+        if not rule.meta.applies_to(facts.kind):
             continue
         if crash is not None:
             verdicts: Sequence[Verdict] = [
@@ -203,7 +203,9 @@ def _apply(rule: Rule, ctx: RuleContext, view: FactView) -> Sequence[Verdict]:
     except Exception as exc:  # noqa: BLE001 - a crashing rule must not look like a pass
         return [Verdict(Status.ERROR, target, f"rule failed: {type(exc).__name__}: {exc}")]
     if not verdicts:
-        return [Verdict(Status.NOT_APPLICABLE, target, "nothing in scope for this rule")]
+        # A rule always says something about what it judges, if only "nothing in
+        # scope"; silence is a bug in the rule and must not read as an absence.
+        return [Verdict(Status.ERROR, target, "rule returned no verdict (a bug in the rule)")]
     return verdicts
 
 

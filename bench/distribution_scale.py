@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audits.collectors.base import CollectOptions, RequestCounter  # noqa: E402
 from audits.collectors.distribution import CATALOG_PAGE_SIZE, collect  # noqa: E402
-from audits.config import DistributionTarget  # noqa: E402
 from audits.model import REPOSITORIES, FactState, RepositoryFacts, TargetFacts  # noqa: E402
+from audits.targets import DistributionTarget  # noqa: E402
 from bench.latency_proxy import latency_proxy  # noqa: E402
 from bench.measure import process_cpu_seconds  # noqa: E402
 from sandbox.images import build_image  # noqa: E402

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audits.collectors import ecr  # noqa: E402
 from audits.collectors.base import CollectOptions, RequestCounter  # noqa: E402
-from audits.config import EcrTarget  # noqa: E402
 from audits.model import REPOSITORIES, FactState, TargetFacts  # noqa: E402
+from audits.targets import EcrTarget  # noqa: E402
 from bench.measure import process_cpu_seconds  # noqa: E402
 from sandbox.ecr_estate import (  # noqa: E402
     FULL_ECR_POLICY,

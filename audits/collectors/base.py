@@ -10,21 +10,13 @@ audited (keeps `regguard --help` fast).
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from audits import kinds
 from audits.model import TargetFacts
-
-# kind -> module under audits.collectors that defines `collect`
-COLLECTOR_MODULES: dict[str, str] = {
-    "distribution": "distribution",
-    "ecr": "ecr",
-    "docker-config": "docker_config",
-    "image-refs": "image_refs",
-}
 
 ProgressCallback = Callable[[str, int, int | None], None]  # (what, done, total)
 
@@ -66,15 +58,7 @@ class Collector(Protocol):
     def __call__(self, target: Any, options: CollectOptions) -> TargetFacts: ...
 
 
-class UnknownKind(Exception):
-    pass
-
-
 def collector_for(kind: str) -> Collector:
-    """Import the collector module for `kind` on demand."""
-    module_name = COLLECTOR_MODULES.get(kind)
-    if module_name is None:
-        raise UnknownKind(f"no collector for kind {kind!r}")
-    module = importlib.import_module(f"audits.collectors.{module_name}")
-    collect: Collector = module.collect
+    """The `collect` of `kind`'s collector module (from the kind table), imported on demand."""
+    collect: Collector = kinds.get(kind).collect_function()
     return collect

@@ -70,7 +70,6 @@ from audits.collectors.oci import (
     valid_tag,
 )
 from audits.collectors.tls_probe import TlsProbeError, probe_tls
-from audits.config import DistributionTarget
 from audits.model import (
     ADMIN_ACCOUNT,
     ANONYMOUS_ACCESS,
@@ -106,6 +105,7 @@ from audits.model import (
     TlsFacts,
     utcnow,
 )
+from audits.targets import DistributionTarget
 
 KIND = "distribution"
 CATALOG_PAGE_SIZE = 100

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from audits.collectors.base import CollectOptions
-from audits.config import DockerConfigTarget
 from audits.model import DOCKER_CONFIG, DockerClientConfigFacts, Fact, TargetFacts, utcnow
+from audits.targets import DockerConfigTarget
 
 DEFAULT_PATH = Path("~/.docker/config.json")
 # Keys of an `auths` entry whose non-empty value is a usable secret.

@@ -88,7 +88,6 @@ from audits.collectors.ecr_facts import (
     trail_destination,
 )
 from audits.collectors.oci import describe_transport_error
-from audits.config import DistributionTarget, EcrTarget
 from audits.model import (
     ADMIN_ACCOUNT,
     ANONYMOUS_ACCESS,
@@ -123,6 +122,7 @@ from audits.model import (
     TlsFacts,
     utcnow,
 )
+from audits.targets import DistributionTarget, EcrTarget
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudtrail import CloudTrailClient

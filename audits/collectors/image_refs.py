@@ -27,7 +27,6 @@ from typing import Any
 import yaml
 
 from audits.collectors.base import CollectOptions
-from audits.config import ImageRefsTarget
 from audits.model import (
     IMAGE_REFERENCES,
     Fact,
@@ -37,6 +36,7 @@ from audits.model import (
     utcnow,
 )
 from audits.refs import InvalidReference, parse_reference
+from audits.targets import ImageRefsTarget
 
 SKIPPED_DIRS = frozenset({".git", "node_modules", ".venv", "__pycache__"})
 MAX_FILE_BYTES = 8 * 1024 * 1024  # larger files are listed as unreadable, not parsed

@@ -96,10 +96,10 @@ def no_anonymous_access(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
         )
         return
     pullable = set(anonymous.anonymously_pullable) if anonymous else set()
-    for repo in repos:
-        verdict = _judge_repository(facts, repo, repo.name in pullable)
-        if verdict is not None:
-            yield verdict
+    judged = [v for repo in repos if (v := _judge_repository(facts, repo, repo.name in pullable)) is not None]
+    if anonymous is None and not judged:
+        yield not_applicable(registry_resource(ctx, facts), "no repositories", **facts.source(REPOSITORIES))
+    yield from judged
 
 
 def _judge_endpoint(ctx: RuleContext, facts: FactView, seen: AnonymousAccessFacts) -> Verdict:

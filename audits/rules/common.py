@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from audits.kinds import REGISTRIES
 from audits.model import (
     IMAGE_REFERENCES,
     REPOSITORIES,
@@ -22,7 +23,6 @@ from audits.model import (
     Verdict,
 )
 from audits.rules.registry import (
-    ALL_REGISTRY_KINDS,
     FactView,
     RuleContext,
     errored,
@@ -34,7 +34,8 @@ from audits.rules.registry import (
 # Kinds judged on image references / the client's docker config instead of a registry.
 IMAGE_REFS_KIND = "image-refs"
 DOCKER_CONFIG_KIND = "docker-config"
-REGISTRY_KINDS = ALL_REGISTRY_KINDS
+# Rule scope: every kind the kind table marks as a registry (today's and later ones).
+REGISTRY_KINDS = frozenset({REGISTRIES})
 
 # `v1.2.3`, `1.2.3`, `1.2`, with an optional pre-release/build suffix (`-rc.1`, `+build.5`).
 _SEMVER_RE = re.compile(r"^v?\d+\.\d+(\.\d+)?([-+][0-9A-Za-z][0-9A-Za-z.+-]*)?$")

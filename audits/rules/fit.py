@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from audits.kinds import names as kind_names
+from audits.kinds import registry_kinds
+from audits.matrix import KINDS as MATRIX_KINDS
 from audits.matrix import USE_CASES, fits, recommend
 from audits.model import Severity, Verdict
 from audits.rules.common import REGISTRY_KINDS, registry_resource
@@ -15,6 +18,7 @@ from audits.rules.registry import (
     RuleContext,
     RuleMeta,
     failed,
+    manual,
     not_applicable,
     passed,
     rule,
@@ -49,8 +53,11 @@ def registry_fits_use_case(ctx: RuleContext, facts: FactView) -> Iterator[Verdic
     """Needs no collected fact: the kind and the declared use cases decide."""
     kind = ctx.target_kind or facts.kind
     resource = registry_resource(ctx, facts)
-    if kind not in REGISTRY_KINDS:
+    if kind in kind_names() and kind not in registry_kinds():
         yield not_applicable(resource, f"{kind} is not a registry")
+        return
+    if kind not in MATRIX_KINDS:
+        yield manual(resource, f"the decision matrix has no row for {kind}: compare it with `regguard recommend`")
         return
     if not ctx.use_cases:
         yield not_applicable(

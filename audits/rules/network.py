@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from audits.model import NETWORK_EXPOSURE, NetworkExposureFacts, Severity, Verdict
-from audits.rules.common import registry_verdict
+from audits.rules.common import REGISTRY_KINDS, registry_verdict
 from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, rule
 
 
@@ -22,7 +22,7 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
         ),
         seed_section="Auditor",
         severity=Severity.HIGH,
-        kinds=frozenset({"acr", "distribution", "harbor"}),
+        kinds=REGISTRY_KINDS,
         soc2=("CC6.6",),
         nist_800_53=("SC-7",),
         remediation=Remediation(

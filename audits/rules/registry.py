@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from audits import kinds as kind_table
 from audits.model import Fact, FactState, Severity, Status, TargetFacts, Verdict, utcnow
-
-ALL_REGISTRY_KINDS = frozenset({"ecr", "gar", "acr", "ghcr", "dockerhub", "distribution", "harbor"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +43,14 @@ class RuleMeta:
     remediation: Remediation
     prod_only: bool = False  # judged only for production targets/repositories
     cis: tuple[str, ...] = ()  # CIS Docker Benchmark ids (informative)
+
+    def implemented_for(self) -> frozenset[str]:
+        """The kinds in today's kind table this rule judges (`kinds` may name
+        the REGISTRIES scope, which means every registry kind)."""
+        return kind_table.expand(self.kinds)
+
+    def applies_to(self, kind: str) -> bool:
+        return kind in self.implemented_for()
 
 
 RuleFunc = Callable[["RuleContext", "FactView"], Iterable[Verdict]]

@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from audits.collectors.base import CollectOptions
 from audits.collectors.distribution import collect
-from audits.config import DistributionTarget
 from audits.model import (
     ADMIN_ACCOUNT,
     ANONYMOUS_ACCESS,
@@ -33,6 +32,7 @@ from audits.model import (
     RepositoryFacts,
     TargetFacts,
 )
+from audits.targets import DistributionTarget
 from sandbox.estate import Estate
 from sandbox.process import free_port
 from sandbox.registry import RegistrySpec, RunningRegistry

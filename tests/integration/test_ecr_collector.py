@@ -14,7 +14,6 @@ import pytest
 
 from audits.collectors import ecr
 from audits.collectors.base import CollectOptions
-from audits.config import EcrTarget
 from audits.engine import judge
 from audits.model import (
     ADMIN_ACCOUNT,
@@ -33,6 +32,7 @@ from audits.model import (
     TargetFacts,
 )
 from audits.rules.registry import RuleContext, catalog
+from audits.targets import EcrTarget
 from sandbox.ecr_estate import ESTATE_KEY, EcrEstate, cosign_tag, start_ecr_estate
 from sandbox.process import is_alive, terminate_pid
 from sandbox.signing import generate_key_pair

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from audits.config import EcrTarget, parse_config
+from audits.config import parse_config
+from audits.targets import EcrTarget
 from components.stack_config import StackConfigError, parse_stack_config
 
 NODES = "arn:aws:iam::123456789012:role/eks-nodes"

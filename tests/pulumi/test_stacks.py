@@ -10,7 +10,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from audits.config import EcrTarget, parse_config
+from audits.config import parse_config
+from audits.targets import EcrTarget
 from components.baseline import matches_release_tag
 from tests.pulumi.mocks import ProgramRun, RegisteredResource
 

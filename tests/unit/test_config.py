@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from audits.cli import main
-from audits.config import ConfigError, DistributionTarget, load_config
+from audits.config import ConfigError, load_config
+from audits.targets import DistributionTarget
 
 GOOD = """
 environment: prod
@@ -52,7 +53,7 @@ def test_design_example_loads_and_resolves_paths(tmp_path: Path) -> None:
             "targets[0].colour: unknown key",
         ),
         ("targets: [{name: a, kind: ecr, region: 42}]", "targets[0].region"),
-        ("targets: [{name: a, kind: floppy}]", "targets[0]: unknown target kind"),
+        ("targets: [{name: a, kind: floppy}]", "targets[0].kind: unknown target kind"),
         ("targets: [{name: a, kind: distribution}]", "targets[0].url: required key is missing"),
         ("environment: prod\n", "targets: required key is missing"),
         (

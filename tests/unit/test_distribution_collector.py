@@ -21,7 +21,6 @@ from audits.collectors.base import CollectOptions, RequestCounter
 from audits.collectors.cosign import SIGNATURE_ANNOTATION, canonical_payload
 from audits.collectors.distribution import collect, split_artifact_tags
 from audits.collectors.oci import Credentials
-from audits.config import DistributionTarget
 from audits.model import (
     ANONYMOUS_ACCESS,
     CONTENT_TRUST,
@@ -40,6 +39,7 @@ from audits.model import (
     TargetFacts,
     TlsFacts,
 )
+from audits.targets import DistributionTarget
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -11,8 +11,8 @@ import pytest
 
 from audits.collectors.base import CollectOptions
 from audits.collectors.docker_config import collect, config_path, read_docker_config
-from audits.config import DockerConfigTarget
 from audits.model import DOCKER_CONFIG, FactState
+from audits.targets import DockerConfigTarget
 
 CANARY = "CANARY-7f3c1e-do-not-leak"
 CANARY_AUTH = base64.b64encode(f"ci-bot:{CANARY}".encode()).decode()

@@ -20,7 +20,6 @@ from moto import mock_aws
 
 from audits.collectors import ecr
 from audits.collectors.base import CollectOptions, RequestCounter
-from audits.config import EcrTarget
 from audits.model import (
     ANONYMOUS_ACCESS,
     CREDENTIALS,
@@ -32,6 +31,7 @@ from audits.model import (
     TLS,
     FactState,
 )
+from audits.targets import EcrTarget
 from sandbox.ecr_estate import push_images
 from sandbox.moto_server import MOTO_CREDENTIALS
 from sandbox.process import free_port

@@ -16,8 +16,8 @@ from moto import mock_aws
 
 from audits.collectors import ecr
 from audits.collectors.base import CollectOptions, RequestCounter
-from audits.config import EcrTarget
 from audits.model import ANONYMOUS_ACCESS, ENDPOINT, PLAIN_HTTP, TLS, FactState, TargetFacts, TlsFacts
+from audits.targets import EcrTarget
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 ECR_CHALLENGE = f'Basic realm="https://{HOST}/",service="ecr.amazonaws.com"'

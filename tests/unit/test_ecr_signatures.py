@@ -18,8 +18,8 @@ from moto import mock_aws
 
 from audits.collectors import cosign, ecr, ecr_facts
 from audits.collectors.base import CollectOptions, RequestCounter
-from audits.config import EcrTarget
 from audits.model import REPOSITORIES, RepositoryFacts
+from audits.targets import EcrTarget
 from sandbox.ecr_estate import image_manifest, push_images, registry_address
 from sandbox.moto_server import MOTO_CREDENTIALS
 from sandbox.oci import Manifest

@@ -12,8 +12,8 @@ import yaml
 from audits.collectors import image_refs
 from audits.collectors.base import CollectOptions
 from audits.collectors.image_refs import collect, dockerfile_references, scan_paths, yaml_references
-from audits.config import ImageRefsTarget
 from audits.model import IMAGE_REFERENCES, FactState, ImageReference, ImageReferencesFacts
+from audits.targets import ImageRefsTarget
 
 REPO = Path(__file__).resolve().parents[1] / "fixtures" / "refs" / "repo"
 PINNED = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"

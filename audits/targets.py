@@ -1,0 +1,113 @@
+"""What a target entry of `regguard.yaml` may say, one pydantic model per kind.
+
+The models import nothing but pydantic, so parsing a config never loads an SDK.
+Each kind's model is named once, in the kind table (`audits.kinds`), which is
+where the config's target list, the collector dispatch and the rule scopes
+come from; this module only describes the fields.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# A URL with a scheme and a host[:port] and nothing after it (a trailing `/` is fine).
+_BASE_URL_PATTERN = r"^https?://[^/\s]+/?$"
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors and values are frozen once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetConfig(Strict):
+    """The keys every target has. `kind` is checked against the kind table
+    before the kind's own model sees the entry."""
+
+    name: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="a name of letters, digits, '.', '_' and '-', starting with a letter or digit",
+    )
+    kind: str
+    repositories: list[str] = Field(default_factory=list, description="fnmatch filters; empty means every repository")
+    public_repositories: list[str] = Field(
+        default_factory=list, description="repositories meant to be public (RG-AUTH-001)"
+    )
+    environment: str | None = Field(None, description="overrides the top-level environment")
+
+    # Keys of this model that hold a path, resolved against the config file's folder.
+    path_fields: ClassVar[frozenset[str]] = frozenset()
+    # What to write instead of an inline secret, for the config error that refuses one.
+    secret_hint: ClassVar[str] = "this kind of target takes no secrets; remove the key"
+
+    def resolved(self, fix: Any) -> TargetConfig:
+        """A copy whose path fields went through `fix` (Path -> Path)."""
+        updates: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            if name not in self.path_fields:
+                continue
+            value = getattr(self, name)
+            if isinstance(value, list):
+                updates[name] = [fix(p) for p in value]
+            elif value is not None:
+                updates[name] = fix(value)
+        return self.model_copy(update=updates) if updates else self
+
+
+class OciAuth(Strict):
+    """Credentials of an OCI registry, only ever by environment variable name."""
+
+    username_env: str | None = None
+    password_env: str | None = None
+
+
+class DistributionTarget(TargetConfig, OciAuth):
+    """A self-hosted Docker Distribution (`registry:2`) endpoint."""
+
+    url: str = Field(
+        pattern=_BASE_URL_PATTERN,
+        description="the registry's base URL: http(s)://host[:port], without a path",
+    )
+    ca_file: Path | None = None
+    config_file: Path | None = Field(
+        None, description="the registry's config.yml, when the audit runs where it is readable"
+    )
+    timeout: float = Field(10.0, gt=0)
+
+    path_fields: ClassVar[frozenset[str]] = frozenset({"ca_file", "config_file"})
+    secret_hint: ClassVar[str] = (
+        "put it in an environment variable and name that variable with username_env / password_env"
+    )
+
+
+class EcrTarget(TargetConfig):
+    """One AWS ECR private registry: one account, one region."""
+
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="an AWS region name like us-east-1")
+    endpoint_url: str | None = Field(None, description="moto / LocalStack endpoint")
+    profile: str | None = None
+    probe_endpoint: bool = Field(False, description="also probe the registry's OCI endpoint (TLS, anonymous access)")
+
+    secret_hint: ClassVar[str] = (
+        "ECR credentials come from the AWS credential chain: set `profile:` or the AWS_* environment variables"
+    )
+
+
+class DockerConfigTarget(TargetConfig):
+    """A docker client's `config.json`."""
+
+    path: Path = Path("~/.docker/config.json")
+
+    path_fields: ClassVar[frozenset[str]] = frozenset({"path"})
+
+
+class ImageRefsTarget(TargetConfig):
+    """Files whose image references are judged (Dockerfiles, manifests, stacks)."""
+
+    paths: list[Path] = Field(min_length=1)
+
+    path_fields: ClassVar[frozenset[str]] = frozenset({"paths"})
