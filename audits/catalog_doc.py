@@ -20,7 +20,7 @@ def rule_data(rule: Rule) -> dict[str, Any]:
         "prod_only": meta.prod_only,
         "rationale": meta.rationale,
         "controls": controls_for(meta).as_dict(),
-        "remediation": {"cli": meta.remediation.cli, "component": meta.remediation.component},
+        "remediation": {kind: fix.as_dict() for kind, fix in sorted(meta.remediation.items())},
     }
 
 

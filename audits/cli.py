@@ -342,10 +342,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _extra_services() -> list[Any]:
-    """Services the estate starts beside the registries: moto with an ECR estate."""
-    from sandbox.ecr_estate import start_ecr_estate
+    """Services the estate starts beside the Distribution registries: each kind's
+    `sandbox` service from the kind table (e.g. moto with an ECR estate)."""
+    from audits import kinds
 
-    return [lambda workdir, detach: start_ecr_estate(workdir, detach=detach)]
+    def service(qualified: str) -> Any:
+        return lambda workdir, detach: kinds.load(qualified)(workdir, detach=detach)
+
+    return [service(k.sandbox) for k in kinds.all_kinds() if k.sandbox]
 
 
 def _write_yaml(path: Path, data: Any) -> None:

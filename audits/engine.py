@@ -184,14 +184,12 @@ def _apply(rule: Rule, ctx: RuleContext, view: FactView) -> Sequence[Verdict]:
         ]
     except FactUnsupported as exc:
         if _required(rule, ctx):
-            return [
-                _fact_verdict(Status.FAIL, target, f"not supported by {kind}", exc.fact, exc.name)
-            ]
+            return [_fact_verdict(Status.FAIL, target, _unsupported(kind, exc), exc.fact, exc.name)]
         return [
             _fact_verdict(
                 Status.NOT_APPLICABLE,
                 target,
-                f"not supported by {kind}; not required in {ctx.environment}",
+                f"{_unsupported(kind, exc)}; not required in {ctx.environment}",
                 exc.fact,
                 exc.name,
             )
@@ -207,6 +205,12 @@ def _apply(rule: Rule, ctx: RuleContext, view: FactView) -> Sequence[Verdict]:
         # scope"; silence is a bug in the rule and must not read as an absence.
         return [Verdict(Status.ERROR, target, "rule returned no verdict (a bug in the rule)")]
     return verdicts
+
+
+def _unsupported(kind: str, exc: FactUnsupported) -> str:
+    """"not supported by <kind>", with the collector's word on what to use instead."""
+    detail = exc.fact.detail
+    return f"not supported by {kind}: {detail}" if detail else f"not supported by {kind}"
 
 
 def _required(rule: Rule, ctx: RuleContext) -> bool:
@@ -246,7 +250,7 @@ def _finding(rule: Rule, facts: TargetFacts, verdict: Verdict) -> Finding:
         message=verdict.message,
         controls=controls_for(meta),
         evidence=dict(verdict.evidence),
-        remediation=meta.remediation.as_text() if verdict.status is Status.FAIL else "",
+        remediation=meta.remediation_for(facts.kind) if verdict.status is Status.FAIL else None,
     )
 
 

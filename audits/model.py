@@ -245,9 +245,14 @@ class TagImmutabilityFacts:
 
 @dataclass(frozen=True)
 class ScanningFacts:
+    """`scanner_installed` is None where the kind's scanner is part of the
+    service (ECR, GAR); False where scanning can be switched on with no
+    scanner behind it (a Harbor without Trivy)."""
+
     enabled: bool
     mode: str | None  # "scan_on_push", "continuous", "manual", None
     scanner: str | None = None
+    scanner_installed: bool | None = None
     uncovered_repositories: tuple[str, ...] = ()  # repositories no scanning rule covers
     detail: str = ""
 
@@ -311,9 +316,14 @@ class CredentialFacts:
 
 @dataclass(frozen=True)
 class AdminAccountFacts:
+    """`mechanism` says what the shared account is: a registry's built-in
+    admin user (`admin-user`) or one account in an htpasswd file (`htpasswd`),
+    which RULES.md judges only in production."""
+
     shared_admin_enabled: bool
     default_password: bool = False
     detail: str = ""
+    mechanism: str = "admin-user"
 
 
 @dataclass(frozen=True)
@@ -435,6 +445,26 @@ class Controls:
 
 
 @dataclass(frozen=True)
+class Remediation:
+    """How to fix a failure on one kind of target: by hand (`cli`) and, where
+    regguard provisions that kind, with a regguard component argument
+    (`component`, a Python expression such as
+    `EcrRepositoryArgs(baseline=Baseline(immutable_tags=True))`; the catalog
+    tests check that every class and argument it names exists)."""
+
+    cli: str
+    component: str | None = None
+
+    def as_text(self) -> str:
+        if self.component:
+            return f"CLI: {self.cli} | regguard component: {self.component}"
+        return f"CLI: {self.cli}"
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"cli": self.cli, "component": self.component}
+
+
+@dataclass(frozen=True)
 class Finding:
     rule: str
     title: str
@@ -446,7 +476,7 @@ class Finding:
     message: str
     controls: Controls
     evidence: Mapping[str, Any]
-    remediation: str = ""
+    remediation: Remediation | None = None  # for this finding's kind; only on failures
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -460,7 +490,7 @@ class Finding:
             "message": self.message,
             "controls": self.controls.as_dict(),
             "evidence": dict(self.evidence),
-            "remediation": self.remediation,
+            "remediation": self.remediation.as_dict() if self.remediation else None,
         }
 
 

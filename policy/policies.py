@@ -33,9 +33,10 @@ from pulumi_policy import (
 )
 from pulumi_policy import Severity as PolicySeverity
 
+from audits import kinds
 from audits.engine import judge
 from audits.model import Finding, Severity, Status
-from audits.rules.registry import Rule, catalog
+from audits.rules.registry import Rule, RuleMeta, catalog
 from policy.declared import (
     DECLARED_STATE_RULES,
     ECR_TYPE_PREFIX,
@@ -109,6 +110,12 @@ def _rule_validator(rule: Rule, level: EnforcementLevel) -> Callable[[StackValid
     return validate
 
 
+def _remediation_steps(meta: RuleMeta) -> str:
+    """The fixes for the kinds the pack declares (a policy runs on declared resources of those kinds)."""
+    declared = [k.name for k in kinds.with_declarer()]
+    return "\n".join(f"{kind}: {fix.as_text()}" for kind in declared if (fix := meta.remediation_for(kind)))
+
+
 def rule_policy(rule: Rule, level: EnforcementLevel) -> StackValidationPolicy:
     """One stack policy for `rule` at `level` (mandatory or advisory)."""
     meta = rule.meta
@@ -124,7 +131,7 @@ def rule_policy(rule: Rule, level: EnforcementLevel) -> StackValidationPolicy:
         enforcement_level=level,
         display_name=f"{meta.id} {meta.title} ({scope})",
         severity=_SEVERITY[meta.severity],
-        remediation_steps=meta.remediation.as_text(),
+        remediation_steps=_remediation_steps(meta),
         tags=["regguard", meta.id, *meta.soc2, *meta.nist_800_53],
     )
 

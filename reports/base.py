@@ -160,7 +160,6 @@ def redact_finding(finding: Finding) -> Finding:
         finding,
         resource=redact_text(finding.resource),
         message=redact_text(finding.message),
-        remediation=redact_text(finding.remediation),
         evidence=redact(finding.evidence),
     )
 

@@ -91,7 +91,7 @@ def _evidence_entry(finding: Finding) -> dict[str, Any]:
         "resource": finding.resource,
         "message": finding.message,
         "evidence": dict(finding.evidence),
-        "remediation": finding.remediation,
+        "remediation": finding.remediation.as_dict() if finding.remediation else None,
     }
 
 

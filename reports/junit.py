@@ -53,7 +53,7 @@ def _case_body(finding: Finding) -> str:
         f"NIST 800-53: {', '.join(finding.controls.nist_800_53) or '-'}",
     ]
     if finding.remediation:
-        lines.append(f"remediation: {finding.remediation}")
+        lines.append(f"remediation: {finding.remediation.as_text()}")
     lines.append("evidence:")
     lines.append(pretty_json(dict(finding.evidence)))
     return xml_text("\n".join(lines))

@@ -130,7 +130,7 @@ def _observation(result: AuditResult, finding: Finding) -> dict[str, Any]:
     if props:
         observation["props"] = props
     if finding.remediation and finding.status is not Status.PASS:
-        observation["remarks"] = f"Remediation: {finding.remediation}"
+        observation["remarks"] = f"Remediation: {finding.remediation.as_text()}"
     return observation
 
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import quote
 
 from audits.model import AuditResult, Finding, Severity, Status
-from audits.rules.registry import Rule
+from audits.rules.registry import Rule, RuleMeta
 from reports.base import isoformat, prepare_findings
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -48,19 +48,34 @@ LEVEL = {
 }
 
 
-def _rule_descriptor(rule: Rule) -> dict[str, Any]:
+def _help(meta: RuleMeta, kinds: Sequence[str]) -> dict[str, str]:
+    """How to fix the rule on each kind audited in this run, as text and as
+    Markdown (the CLI text carries its own inline code spans; nothing is
+    wrapped in a second pair of backticks)."""
+    text: list[str] = []
+    markdown: list[str] = []
+    for kind in kinds:
+        fix = meta.remediation_for(kind)
+        if fix is None:
+            continue
+        text.append(f"{kind}: {fix.as_text()}")
+        markdown.append(f"**{kind}:** {fix.cli}")
+        if fix.component:
+            markdown.append(f"regguard component for {kind}: `{fix.component}`")
+    if not text:
+        none = f"No remediation recorded for {', '.join(kinds) or 'these targets'}."
+        return {"text": none, "markdown": none}
+    return {"text": "\n".join(text), "markdown": "\n\n".join(markdown)}
+
+
+def _rule_descriptor(rule: Rule, kinds: Sequence[str]) -> dict[str, Any]:
     meta = rule.meta
-    remediation = f"CLI: {meta.remediation.cli}\nregguard component: {meta.remediation.component}"
-    markdown = (
-        f"**CLI:** `{meta.remediation.cli}`\n\n"
-        f"**regguard component:** {meta.remediation.component}"
-    )
     return {
         "id": meta.id,
         "name": _pascal(meta.title),
         "shortDescription": {"text": meta.title},
         "fullDescription": {"text": meta.rationale or meta.title},
-        "help": {"text": remediation, "markdown": markdown},
+        "help": _help(meta, kinds),
         "defaultConfiguration": {"level": LEVEL[meta.severity]},
         "properties": {
             "severity": meta.severity.value,
@@ -80,7 +95,7 @@ def _fallback_descriptor(finding: Finding) -> dict[str, Any]:
         "name": _pascal(finding.title) or finding.rule,
         "shortDescription": {"text": finding.title or finding.rule},
         "fullDescription": {"text": finding.title or finding.rule},
-        "help": {"text": finding.remediation or "No remediation recorded."},
+        "help": {"text": finding.remediation.as_text() if finding.remediation else "No remediation recorded."},
         "defaultConfiguration": {"level": LEVEL[finding.severity]},
         "properties": {
             "severity": finding.severity.value,
@@ -160,6 +175,7 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
             "resource": finding.resource,
             "controls": finding.controls.as_dict(),
             "evidence": dict(finding.evidence),
+            "remediation": finding.remediation.as_dict() if finding.remediation else None,
         },
     }
 
@@ -175,7 +191,8 @@ def _notification(finding: Finding, rule_index: int) -> dict[str, Any]:
 def sarif_log(result: AuditResult, rules: Mapping[str, Rule]) -> dict[str, Any]:
     """The SARIF log as plain data."""
     findings = [f for f in prepare_findings(result) if f.status in (Status.FAIL, Status.ERROR)]
-    descriptors = [_rule_descriptor(rules[rid]) for rid in sorted(rules)]
+    kinds = sorted({t.kind for t in result.targets})
+    descriptors = [_rule_descriptor(rules[rid], kinds) for rid in sorted(rules)]
     for finding in findings:
         if finding.rule not in rules and all(d["id"] != finding.rule for d in descriptors):
             descriptors.append(_fallback_descriptor(finding))

@@ -55,6 +55,7 @@ class RuleGroup:
     """Failing findings of one rule, for "fix this once" review lists."""
 
     rule: str
+    kind: str
     title: str
     severity: str
     remediation: str
@@ -62,15 +63,13 @@ class RuleGroup:
     findings: tuple[Finding, ...]
 
 
-def remediation_text(finding: Finding, rules: Mapping[str, Rule]) -> str:
-    """The finding's own remediation, else the catalog's (CLI and component)."""
-    if finding.remediation:
-        return finding.remediation
-    rule = rules.get(finding.rule)
-    if rule is None:
+def remediation_text(finding: Finding) -> str:
+    """The fix for this finding's own kind (engine-attached to failures only)."""
+    fix = finding.remediation
+    if fix is None:
         return ""
-    fix = rule.meta.remediation
-    return f"CLI: {fix.cli}\nregguard component: {fix.component}"
+    text = f"CLI: {fix.cli}"
+    return f"{text}\nregguard component: {fix.component}" if fix.component else text
 
 
 def _control_rows(
@@ -91,26 +90,29 @@ def _control_rows(
 
 
 def _rule_groups(findings: Sequence[Finding], rules: Mapping[str, Rule]) -> list[RuleGroup]:
-    grouped: dict[str, list[Finding]] = {}
+    """One group per (rule, kind): the remediation differs from kind to kind."""
+    grouped: dict[tuple[str, str], list[Finding]] = {}
     for f in findings:
         if f.status.value in ("fail", "error"):
-            grouped.setdefault(f.rule, []).append(f)
+            grouped.setdefault((f.rule, f.kind), []).append(f)
     groups = []
-    for rule_id, fs in grouped.items():
+    for (rule_id, kind), fs in grouped.items():
         rule = rules.get(rule_id)
         worst = max(fs, key=lambda f: f.severity.rank)
+        failing = next((f for f in fs if f.remediation is not None), worst)
         groups.append(
             RuleGroup(
                 rule=rule_id,
+                kind=kind,
                 title=rule.meta.title if rule else worst.title,
                 severity=worst.severity.value,
-                remediation=remediation_text(worst, rules),
+                remediation=remediation_text(failing),
                 rationale=rule.meta.rationale if rule else "",
                 findings=tuple(fs),
             )
         )
     order = {s.value: i for i, s in enumerate(SEVERITY_ORDER)}
-    return sorted(groups, key=lambda g: (order[g.severity], g.rule))
+    return sorted(groups, key=lambda g: (order[g.severity], g.rule, g.kind))
 
 
 def build_view(result: AuditResult, rules: Mapping[str, Rule]) -> dict[str, Any]:
@@ -142,5 +144,5 @@ def build_view(result: AuditResult, rules: Mapping[str, Rule]) -> dict[str, Any]
         "nist": _control_rows(controls["nist_800_53"], findings, nist=True),
         "findings": failing_first(findings),
         "rule_groups": _rule_groups(findings, rules),
-        "remediation": lambda f: remediation_text(f, rules),
+        "remediation": remediation_text,
     }

@@ -798,7 +798,7 @@ def _htpasswd_facts(path_value: Any, config_file: Path, source: str) -> dict[str
         if shared
         else f"{len(users)} htpasswd accounts; every account can push and pull"
     )
-    admin = AdminAccountFacts(shared_admin_enabled=shared, detail=admin_detail)
+    admin = AdminAccountFacts(shared_admin_enabled=shared, detail=admin_detail, mechanism="htpasswd")
     return {CREDENTIALS: Fact.ok(creds, htpasswd_source), ADMIN_ACCOUNT: Fact.ok(admin, htpasswd_source)}
 
 

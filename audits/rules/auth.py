@@ -58,16 +58,23 @@ def _answers_anonymously(status: int | None) -> bool:
         kinds=REGISTRY_KINDS,
         soc2=("CC6.1",),
         nist_800_53=("AC-3", "AC-14"),
-        remediation=Remediation(
-            cli=(
-                "Distribution: configure `auth: htpasswd|token` in config.yml; ECR: "
-                "`aws ecr delete-repository-policy --repository-name <repo>` (or remove the "
-                "Principal `*` statement); ACR: `az acr update -n <registry> "
-                "--anonymous-pull-enabled false`; Harbor: set the project to private"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "configure authentication in config.yml (`auth.htpasswd.path` with `htpasswd -Bc "
+                    "/etc/docker/registry/htpasswd <user>`, or `auth.token` with your token service) and restart"
+                ),
             ),
-            component="EcrRepositoryArgs(baseline=Baseline(public=False)) (the default; "
-            "planned DistributionVmArgs always configures authentication)",
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "remove the Principal `*` statement: `aws ecr delete-repository-policy --repository-name "
+                    "<repo>`, or `aws ecr set-repository-policy` with named principals only"
+                ),
+                component=(
+                    "EcrRepositoryArgs(baseline=Baseline(public=False))"
+                ),
+            ),
+        },
     )
 )
 def no_anonymous_access(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
@@ -165,11 +172,20 @@ def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool)
         kinds=REGISTRY_KINDS,
         soc2=("CC6.1", "CC6.7"),
         nist_800_53=("IA-5(1)", "SC-8"),
-        remediation=Remediation(
-            cli="enable `http.tls` in the registry's config.yml (or put a TLS-terminating proxy "
-            "in front) and stop the plain-HTTP listener",
-            component="planned DistributionVmArgs(tls=...) (htpasswd auth is only rendered with TLS)",
-        ),
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "enable `http.tls` in config.yml (or put a TLS-terminating proxy in front) and stop the "
+                    "plain-HTTP listener; never serve `auth.htpasswd` over plain HTTP"
+                ),
+            ),
+            "ecr": Remediation(
+                cli=(
+                    "ECR sends no Basic challenge over plain HTTP: the answer came from a plain-HTTP endpoint in "
+                    "front of it; close it or make it redirect to HTTPS"
+                ),
+            ),
+        },
     )
 )
 def no_basic_auth_over_http(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
@@ -212,23 +228,27 @@ def no_basic_auth_over_http(ctx: RuleContext, facts: FactView) -> Iterator[Verdi
         kinds=REGISTRY_KINDS,
         soc2=("CC6.1",),
         nist_800_53=("AC-2", "IA-2", "IA-5"),
-        remediation=Remediation(
-            cli=(
-                "ACR: `az acr update -n <registry> --admin-enabled false`; Harbor: change the "
-                "admin password (`harbor_admin_password` / UI) and use OIDC; Distribution: one "
-                "htpasswd entry per person or CI job (`htpasswd -B auth/htpasswd <user>`)"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "one htpasswd entry per person or CI job (`htpasswd -B /etc/docker/registry/htpasswd <user>`), "
+                    "then remove the shared account (`htpasswd -D /etc/docker/registry/htpasswd <shared-user>`)"
+                ),
             ),
-            component=(
-                "none needed: planned DistributionVmArgs(...) / planned HarborVmArgs(...) render one account "
-                "per identity from secrets, never the installer default (no shared admin is rendered)"
+            "ecr": Remediation(
+                cli=(
+                    "ECR has no admin user; keep it that way by granting pushes to named IAM roles rather than "
+                    "sharing one IAM user's keys"
+                ),
+                component="EcrRepositoryArgs(push_principals=('arn:aws:iam::<account>:role/ci-push',))",
             ),
-        ),
+        },
     )
 )
 def no_shared_admin(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
     """A default admin password always fails; a single shared account fails,
-    except a Distribution htpasswd account outside production (RULES.md scopes
-    that one to prod)."""
+    except a shared htpasswd account outside production (RULES.md scopes that
+    one to prod)."""
     admin: AdminAccountFacts = facts.require(ADMIN_ACCOUNT)
     resource = registry_resource(ctx, facts)
     ev = evidence(
@@ -242,7 +262,7 @@ def no_shared_admin(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
         yield failed(resource, "admin account still uses the installer's default password", Severity.CRITICAL, **ev)
     elif not admin.shared_admin_enabled:
         yield passed(resource, "no shared admin account enabled", **ev)
-    elif facts.kind == "distribution" and not target_is_prod(ctx, facts):
+    elif admin.mechanism == "htpasswd" and not target_is_prod(ctx, facts):
         yield not_applicable(
             resource, f"shared htpasswd account is only judged in production ({ctx.environment})", **ev
         )

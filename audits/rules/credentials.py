@@ -65,16 +65,21 @@ def _credential_evidence(facts: FactView, cred: CredentialFacts, **extra: object
         kinds=REGISTRY_KINDS,
         soc2=("CC6.1",),
         nist_800_53=("IA-5", "AC-2(3)"),
-        remediation=Remediation(
-            cli=(
-                "ECR: push from CI with an assumed role (`aws sts assume-role` / OIDC) and "
-                "`aws iam delete-access-key --user-name <user> --access-key-id <id>`; Harbor: "
-                "recreate robot accounts with a `duration`; ACR: `az acr token create ... "
-                "--expiration-in-days 30`"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "htpasswd passwords never expire: front the registry with `auth.token` and a token service that "
+                    "issues short-lived tokens, or rotate htpasswd passwords on a schedule"
+                ),
             ),
-            component="EcrRepositoryArgs(push_principals=(<CI role ARN>,)): push granted to "
-            "IAM roles (short-lived STS credentials), never to IAM users",
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "push from CI with an assumed role (`aws sts assume-role`, or OIDC from the CI system) and "
+                    "delete the IAM user's key: `aws iam delete-access-key --user-name <user> --access-key-id <id>`"
+                ),
+                component="EcrRepositoryArgs(push_principals=('arn:aws:iam::<account>:role/ci-push',))",
+            ),
+        },
     )
 )
 def short_lived_credentials(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
@@ -133,14 +138,21 @@ def _judge_expiry(ctx: RuleContext, facts: FactView, cred: CredentialFacts) -> V
         kinds=REGISTRY_KINDS,
         soc2=("CC6.1",),
         nist_800_53=("IA-5",),
-        remediation=Remediation(
-            cli=(
-                "ECR: `aws iam create-access-key --user-name <user>` then "
-                "`aws iam delete-access-key ...` for the old key; Harbor: refresh the robot "
-                "secret (`PATCH /api/v2.0/robots/{id}`); Distribution: `htpasswd -B` a new password"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "set a new password with `htpasswd -B /etc/docker/registry/htpasswd <user>` and update the "
+                    "clients' credential stores"
+                ),
             ),
-            component="the regguard components create no long-lived keys; rotate the ones created outside them",
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "`aws iam create-access-key --user-name <user>`, move the clients to the new key, then `aws iam "
+                    "delete-access-key --user-name <user> --access-key-id <old-id>` (better: replace the user with "
+                    "a role)"
+                ),
+            ),
+        },
     )
 )
 def credentials_rotated(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
@@ -185,15 +197,15 @@ def credentials_rotated(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
         kinds=frozenset({DOCKER_CONFIG_KIND}),
         soc2=("CC6.1",),
         nist_800_53=("IA-5(6)", "IA-5(7)"),
-        remediation=Remediation(
-            cli=(
-                'install a helper and set it, e.g. `"credsStore": "osxkeychain"|"pass"` or '
-                '`"credHelpers": {"<account>.dkr.ecr.<region>.amazonaws.com": "ecr-login"}`; '
-                "then `docker logout <registry> && docker login <registry>`"
+        remediation={
+            DOCKER_CONFIG_KIND: Remediation(
+                cli=(
+                    'install a credential helper and set it, e.g. `"credsStore": "pass"` (or "osxkeychain") or '
+                    '`"credHelpers": {"<account>.dkr.ecr.<region>.amazonaws.com": "ecr-login"}`; '
+                    "then `docker logout <registry> && docker login <registry>`"
+                ),
             ),
-            component="not a registry setting: configure the client (regguard components "
-            "output `credHelpers` snippets for ECR/GAR/ACR)",
-        ),
+        },
     )
 )
 def no_plaintext_client_credentials(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:

@@ -39,15 +39,21 @@ def requires_customer_key(ctx: RuleContext) -> bool:
         kinds=REGISTRY_KINDS,
         soc2=("CC6.1",),
         nist_800_53=("SC-28", "SC-12"),
-        remediation=Remediation(
-            cli=(
-                "ECR (set at creation only): `aws ecr create-repository --repository-name <repo> "
-                "--encryption-configuration encryptionType=KMS,kmsKey=<key-arn>` and re-push; "
-                "GAR: `gcloud artifacts repositories create <repo> --kms-key=<key>`; ACR: "
-                "`az acr encryption ...` with a CMK; self-hosted: encrypted volume / bucket (SSE-KMS)"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "store layers encrypted with your key: S3 storage with `storage.s3.encrypt: true` and "
+                    "`storage.s3.keyid: <kms key>`, or an encrypted volume under `storage.filesystem`"
+                ),
             ),
-            component="EcrRepositoryArgs(baseline=Baseline(customer_managed_key=True), kms_key_arn=...)",
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "encryption is set at creation only: `aws ecr create-repository --repository-name <repo> "
+                    "--encryption-configuration encryptionType=KMS,kmsKey=<key-arn>` and push the images again"
+                ),
+                component="EcrRepositoryArgs(baseline=Baseline(customer_managed_key=True))",
+            ),
+        },
     )
 )
 def customer_key_at_rest(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:

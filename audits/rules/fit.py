@@ -41,12 +41,20 @@ from audits.rules.registry import (
         kinds=REGISTRY_KINDS,
         soc2=("CC3.2",),
         nist_800_53=("PL-8", "SA-8"),
-        remediation=Remediation(
-            cli="`regguard recommend --use-case <id> ...` lists the kinds that fit; plan a "
-            "migration (e.g. `skopeo sync --src docker --dest docker <old>/<repo> <new>`)",
-            component="provision the recommended kind with its regguard component "
-            "(e.g. EcrRepository / EcrRegistry with the same Baseline)",
-        ),
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "`regguard recommend --use-case <id>` lists the kinds that fit; plan the move (`skopeo sync "
+                    "--src docker --dest docker <old>/<repo> <new>/<repo>`)"
+                ),
+            ),
+            "ecr": Remediation(
+                cli=(
+                    "`regguard recommend --use-case <id>` lists the kinds that fit; plan the move (`skopeo sync "
+                    "--src docker --dest docker <old>/<repo> <new>/<repo>`)"
+                ),
+            ),
+        },
     )
 )
 def registry_fits_use_case(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:

@@ -40,17 +40,20 @@ BASELINE_DAYS = 14
         kinds=REGISTRY_KINDS,
         soc2=("CC7.2",),
         nist_800_53=("AU-2", "AU-12"),
-        remediation=Remediation(
-            cli=(
-                "`aws cloudtrail create-trail --name registry-audit --s3-bucket-name <bucket> "
-                "--is-multi-region-trail && aws cloudtrail start-logging --name registry-audit`; "
-                "ACR: `az monitor diagnostic-settings create --resource <acr-id> --logs "
-                '\'[{"category":"ContainerRegistryRepositoryEvents","enabled":true}]\' ...`; '
-                "Distribution: add a `notifications.endpoints` entry to config.yml"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "add a `notifications.endpoints` entry to config.yml that posts pull and push events to your "
+                    "log pipeline, and keep access logs on (`log.accesslog.disabled: false`)"
+                ),
             ),
-            component="planned DistributionVmArgs(notifications=[...]); ECR API calls are logged by "
-            "the account's CloudTrail trail (not part of the registry component)",
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "`aws cloudtrail create-trail --name registry-audit --s3-bucket-name <bucket> "
+                    "--is-multi-region-trail` then `aws cloudtrail start-logging --name registry-audit`"
+                ),
+            ),
+        },
     )
 )
 def access_logged(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
@@ -82,15 +85,21 @@ def access_logged(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
         kinds=REGISTRY_KINDS,
         soc2=("CC7.2",),
         nist_800_53=("SI-4",),
-        remediation=Remediation(
-            cli=(
-                "find who pulled: `aws cloudtrail lookup-events --lookup-attributes "
-                "AttributeKey=EventName,AttributeValue=BatchGetImage`; rotate the credential "
-                "involved (`aws iam update-access-key --status Inactive ...`)"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "find who pulled from the registry's notification events or access log; rotate the credentials "
+                    "involved if the pulls are not yours"
+                ),
             ),
-            component="none: pull volume is behaviour, not configuration; keep "
-            "Baseline(public=False) so only known principals can pull",
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "find who pulled: `aws cloudtrail lookup-events --lookup-attributes "
+                    "AttributeKey=EventName,AttributeValue=BatchGetImage`; rotate the credentials involved if the "
+                    "pulls are not yours"
+                ),
+            ),
+        },
     )
 )
 def no_pull_spike(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:

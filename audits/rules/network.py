@@ -25,16 +25,22 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
         kinds=REGISTRY_KINDS,
         soc2=("CC6.6",),
         nist_800_53=("SC-7",),
-        remediation=Remediation(
-            cli=(
-                "ACR: `az acr update -n <registry> --public-network-enabled false` plus a "
-                "private endpoint; self-hosted: `aws ec2 revoke-security-group-ingress "
-                "--group-id <sg> --protocol tcp --port 443 --cidr 0.0.0.0/0` and bind to a "
-                "private address"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "bind the registry to a private address (`http.addr: <private-ip>:443` in config.yml) and "
+                    "admit only internal networks in the host firewall, e.g. `nft add rule inet filter input tcp "
+                    "dport 443 ip saddr != 10.0.0.0/8 drop`"
+                ),
             ),
-            component="planned DistributionVmArgs(allowed_cidrs=[...]) / planned HarborVmArgs(allowed_cidrs=[...]) "
-            "with private CIDRs (never 0.0.0.0/0)",
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "reach ECR through VPC endpoints (`aws ec2 create-vpc-endpoint --service-name "
+                    "com.amazonaws.<region>.ecr.dkr ...`) and add `aws:SourceVpce` conditions to the repository "
+                    "policies"
+                ),
+            ),
+        },
     )
 )
 def network_exposure_restricted(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:

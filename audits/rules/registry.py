@@ -17,17 +17,7 @@ from typing import Any
 
 from audits import kinds as kind_table
 from audits.model import Fact, FactState, Severity, Status, TargetFacts, Verdict, utcnow
-
-
-@dataclass(frozen=True)
-class Remediation:
-    """How to fix a failure: by hand (CLI) and with our own Pulumi component."""
-
-    cli: str
-    component: str
-
-    def as_text(self) -> str:
-        return f"CLI: {self.cli} | regguard component: {self.component}"
+from audits.model import Remediation as Remediation  # rule modules import it from here, beside RuleMeta
 
 
 @dataclass(frozen=True)
@@ -40,7 +30,7 @@ class RuleMeta:
     kinds: frozenset[str]
     soc2: tuple[str, ...]
     nist_800_53: tuple[str, ...]
-    remediation: Remediation
+    remediation: Mapping[str, Remediation]  # kind -> how to fix a failure there
     prod_only: bool = False  # judged only for production targets/repositories
     cis: tuple[str, ...] = ()  # CIS Docker Benchmark ids (informative)
 
@@ -51,6 +41,9 @@ class RuleMeta:
 
     def applies_to(self, kind: str) -> bool:
         return kind in self.implemented_for()
+
+    def remediation_for(self, kind: str) -> Remediation | None:
+        return self.remediation.get(kind)
 
 
 RuleFunc = Callable[["RuleContext", "FactView"], Iterable[Verdict]]

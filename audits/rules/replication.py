@@ -31,15 +31,22 @@ from audits.rules.registry import (
         kinds=REGISTRY_KINDS,
         soc2=("A1.2",),
         nist_800_53=("CP-9", "CP-10"),
-        remediation=Remediation(
-            cli=(
-                "`aws ecr put-replication-configuration --replication-configuration "
-                '\'{"rules":[{"destinations":[{"region":"us-west-2","registryId":'
-                '"<account>"}]}]}\'`; ACR: `az acr replication create -r <registry> -l <region>`; '
-                "Harbor: create a replication rule to a second instance"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "run a second registry in another zone or region and mirror to it on a schedule (`skopeo sync "
+                    "--src docker --dest docker <registry>/<repo> <replica>`), or use object storage with "
+                    "cross-region replication"
+                ),
             ),
-            component="EcrRegistryArgs(baseline=Baseline(replicate_to=('us-west-2',)))",
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "`aws ecr put-replication-configuration --replication-configuration "
+                    "'{\"rules\":[{\"destinations\":[{\"region\":\"us-west-2\",\"registryId\":\"<account>\"}]}]}'`"
+                ),
+                component="EcrRegistryArgs(baseline=Baseline(replicate_to=('us-west-2',)))",
+            ),
+        },
         prod_only=True,
     )
 )

@@ -26,16 +26,21 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
         kinds=REGISTRY_KINDS,
         soc2=("CC8.1",),
         nist_800_53=("SI-12", "CM-8"),
-        remediation=Remediation(
-            cli=(
-                "`aws ecr put-lifecycle-policy --repository-name <repo> --lifecycle-policy-text "
-                "file://lifecycle.json`; GAR: `gcloud artifacts repositories set-cleanup-policies "
-                "<repo> --policy=policy.json --no-dry-run`; ACR: `az acr config retention update "
-                "--registry <r> --status enabled --days 7 --type UntaggedManifests`; Distribution: "
-                "schedule `docker-registry garbage-collect --delete-untagged config.yml`"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "set `storage.delete.enabled: true` in config.yml and schedule `docker-registry garbage-collect "
+                    "--delete-untagged /etc/docker/registry/config.yml` (a systemd timer or cron job)"
+                ),
             ),
-            component="EcrRepositoryArgs(baseline=Baseline(keep_last=100, expire_untagged_days=7))",
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "`aws ecr put-lifecycle-policy --repository-name <repo> --lifecycle-policy-text "
+                    "file://lifecycle.json`"
+                ),
+                component="EcrRepositoryArgs(baseline=Baseline(keep_last=100, expire_untagged_days=7))",
+            ),
+        },
     )
 )
 def retention_policy_set(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:

@@ -39,8 +39,6 @@ AUTOMATIC_MODES = frozenset({"scan_on_push", "continuous"})
 # Vendor spellings of severities that are not Severity values.
 _SEVERITY_ALIASES = {"informational": Severity.INFO, "negligible": Severity.INFO, "moderate": Severity.MEDIUM}
 
-_SCAN_COMPONENT = "EcrRegistryArgs(baseline=Baseline(scan_mode='continuous')) (or 'scan_on_push')"
-
 
 @rule(
     RuleMeta(
@@ -58,16 +56,22 @@ _SCAN_COMPONENT = "EcrRegistryArgs(baseline=Baseline(scan_mode='continuous')) (o
         kinds=REGISTRY_KINDS,
         soc2=("CC7.1",),
         nist_800_53=("RA-5", "SI-2"),
-        remediation=Remediation(
-            cli=(
-                "`aws ecr put-registry-scanning-configuration --scan-type ENHANCED --rules "
-                '\'[{"scanFrequency":"CONTINUOUS_SCAN","repositoryFilters":[{"filter":"*",'
-                '"filterType":"WILDCARD"}]}]\'`; GAR: `gcloud services enable '
-                "containerscanning.googleapis.com`; ACR: enable Defender for Containers; Harbor: "
-                "set `auto_scan=true` on each project with Trivy installed"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "Distribution has no scanner: scan in CI before the push (`trivy image --exit-code 1 --severity "
+                    "HIGH,CRITICAL <image>`) and on a schedule against the registry (`trivy image "
+                    "<registry>/<repo>:<tag>` from a timer)"
+                ),
             ),
-            component=_SCAN_COMPONENT,
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "`aws ecr put-registry-scanning-configuration --scan-type ENHANCED --rules "
+                    "'[{\"scanFrequency\":\"CONTINUOUS_SCAN\",\"repositoryFilters\":[{\"filter\":\"*\",\"filterType\":\"WILDCARD\"}]}]'`"
+                ),
+                component="EcrRegistryArgs(baseline=Baseline(scan_mode='continuous'))",
+            ),
+        },
     )
 )
 def scanning_enabled(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
@@ -87,7 +91,7 @@ def scanning_enabled(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
         problems.append("vulnerability scanning is off")
     elif scanning.mode not in AUTOMATIC_MODES:
         problems.append(f"scans are not automatic (mode {scanning.mode or 'none'})")
-    if scanning.enabled and facts.kind == "harbor" and not scanning.scanner:
+    if scanning.enabled and scanning.scanner_installed is False:
         problems.append("no scanner is installed")
     if scanning.uncovered_repositories:
         shown = ", ".join(scanning.uncovered_repositories[:10])
@@ -131,15 +135,20 @@ def newest_tag(repo: RepositoryFacts) -> TagFacts | None:
         kinds=REGISTRY_KINDS,
         soc2=("CC7.1",),
         nist_800_53=("RA-5", "SI-2"),
-        remediation=Remediation(
-            cli=(
-                "rebuild on a patched base image and push a new version; inspect with "
-                "`aws ecr describe-image-scan-findings --repository-name <repo> --image-id "
-                "imageTag=<tag>` (Harbor: `GET /api/v2.0/projects/<p>/repositories/<r>/artifacts"
-                "?with_scan_overview=true`)"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "rebuild on a patched base image and push a new version; list what is affected with `trivy "
+                    "image <registry>/<repo>:<tag>`"
+                ),
             ),
-            component=_SCAN_COMPONENT,
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "rebuild on a patched base image and push a new version; list what is affected with `aws ecr "
+                    "describe-image-scan-findings --repository-name <repo> --image-id imageTag=<tag>`"
+                ),
+            ),
+        },
         prod_only=True,
     )
 )

@@ -35,7 +35,6 @@ from audits.rules.registry import (
 )
 
 MODERN_MECHANISMS = frozenset({"cosign", "notation"})
-_SIGN_COMPONENT = "EcrRepositoryArgs(baseline=Baseline(require_signing=True))"
 
 
 def _tag_evidence(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -> dict[str, Any]:
@@ -75,11 +74,21 @@ def _tag_evidence(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -> dict
         kinds=REGISTRY_KINDS,
         soc2=("CC8.1",),
         nist_800_53=("SI-7", "SI-7(15)", "CM-14"),
-        remediation=Remediation(
-            cli="sign in CI after push: `cosign sign --key <kms-or-file key> "
-            "<registry>/<repo>@sha256:<digest>` (or `notation sign <registry>/<repo>@sha256:...`)",
-            component=_SIGN_COMPONENT,
-        ),
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "sign in CI right after the push: `cosign sign --key <kms-or-file key> "
+                    "<registry>/<repo>@sha256:<digest>` (or `notation sign <registry>/<repo>@sha256:<digest>`)"
+                ),
+            ),
+            "ecr": Remediation(
+                cli=(
+                    "sign in CI right after the push: `cosign sign --key <kms-or-file key> "
+                    "<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest>` (or `notation sign "
+                    "<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest>`)"
+                ),
+            ),
+        },
         prod_only=True,
     )
 )
@@ -114,12 +123,21 @@ def prod_images_signed(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
         kinds=REGISTRY_KINDS,
         soc2=("CC8.1",),
         nist_800_53=("SI-7(15)",),
-        remediation=Remediation(
-            cli="add the release public key to `trusted_keys` and check with `cosign verify "
-            "--key release.pub <registry>/<repo>@sha256:<digest>`; re-sign images signed with "
-            "an unknown key",
-            component=_SIGN_COMPONENT,
-        ),
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "add the release public key to `trusted_keys` in regguard.yaml, check with `cosign verify --key "
+                    "release.pub <registry>/<repo>@sha256:<digest>`, and re-sign images signed with an unknown key"
+                ),
+            ),
+            "ecr": Remediation(
+                cli=(
+                    "add the release public key to `trusted_keys` in regguard.yaml, check with `cosign verify --key "
+                    "release.pub <account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest>`, and re-sign "
+                    "images signed with an unknown key"
+                ),
+            ),
+        },
         prod_only=True,
     )
 )
@@ -179,12 +197,20 @@ def _judge_verification(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -
         kinds=REGISTRY_KINDS,
         soc2=("CC8.1",),
         nist_800_53=("SI-7", "CM-14"),
-        remediation=Remediation(
-            cli="Harbor: `PUT /api/v2.0/projects/<p>` with `metadata.enable_content_trust_cosign="
-            "true`; ACR / Docker Hub: sign with Notation (`notation sign ...`) and enforce with "
-            "an admission policy (Ratify / Kyverno verifyImages)",
-            component=_SIGN_COMPONENT,
-        ),
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "Distribution accepts any push: enforce signatures where images run (Kyverno `verifyImages` or "
+                    "Sigstore policy-controller with your cosign key) and sign in CI"
+                ),
+            ),
+            "ecr": Remediation(
+                cli=(
+                    "ECR accepts unsigned pushes: sign in CI (cosign, or Notation with AWS Signer) and enforce at "
+                    "admission (Kyverno `verifyImages`, Ratify, or Sigstore policy-controller)"
+                ),
+            ),
+        },
     )
 )
 def registry_enforces_signing(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:

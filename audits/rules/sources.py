@@ -49,13 +49,19 @@ def namespace_of(ref: ImageReference) -> str:
         kinds=frozenset({IMAGE_REFS_KIND}),
         soc2=("CC6.8",),
         nist_800_53=("CM-7(5)", "SR-3"),
-        remediation=Remediation(
-            cli="replace with the official image or mirror a reviewed copy: `skopeo copy "
-            "docker://docker.io/<ns>/<image>:<tag> docker://<your-registry>/<image>:<tag>`; "
-            "or add the namespace to `allowed_namespaces` after review",
-            component="EcrRegistryArgs(pull_through_caches=(PullThroughCache(...),)) to serve "
-            "reviewed upstream images from your own registry",
-        ),
+        remediation={
+            IMAGE_REFS_KIND: Remediation(
+                cli=(
+                    "replace it with the official image, or mirror a reviewed copy into your registry (`skopeo copy "
+                    "docker://docker.io/<ns>/<image>:<tag> docker://<your-registry>/<image>:<tag>`) and reference "
+                    "that; or add the namespace to `allowed_namespaces` after review"
+                ),
+                component=(
+                    "EcrRegistryArgs(pull_through_caches=(PullThroughCache(ecr_repository_prefix='docker-hub', "
+                    "upstream_registry_url='registry-1.docker.io'),))"
+                ),
+            ),
+        },
         prod_only=True,
     )
 )
@@ -128,11 +134,14 @@ def insecure_reason(ref: ImageReference) -> str | None:
         kinds=frozenset({IMAGE_REFS_KIND}),
         soc2=("CC6.7",),
         nist_800_53=("SC-8", "CM-7"),
-        remediation=Remediation(
-            cli="serve the registry under a DNS name with a trusted certificate and update the "
-            "reference; remove it from `insecure-registries` in /etc/docker/daemon.json",
-            component="planned DistributionVmArgs(tls=...) gives the self-hosted registry a name and certificate",
-        ),
+        remediation={
+            IMAGE_REFS_KIND: Remediation(
+                cli=(
+                    "serve the registry under a DNS name with a trusted certificate, update the reference, and "
+                    "remove the registry from `insecure-registries` in /etc/docker/daemon.json"
+                ),
+            ),
+        },
     )
 )
 def no_insecure_registries(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:

@@ -61,15 +61,26 @@ LATEST = "latest"
         kinds=REGISTRY_KINDS | {IMAGE_REFS_KIND},
         soc2=("CC8.1",),
         nist_800_53=("CM-2", "CM-3"),
-        remediation=Remediation(
-            cli=(
-                "reference a version or digest (`image: app:1.4.2@sha256:...`); remove the tag: "
-                "`aws ecr batch-delete-image --repository-name <repo> --image-ids imageTag=latest`"
-                " / `regctl tag delete <registry>/<repo>:latest`"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "delete the tag with `regctl tag delete <registry>/<repo>:latest` (needs "
+                    "`storage.delete.enabled: true`) and push only versioned tags from CI"
+                ),
             ),
-            component="EcrRepositoryArgs(baseline=Baseline(immutable_tags=True)) keeps release "
-            "tags fixed; push versioned tags from CI",
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "`aws ecr batch-delete-image --repository-name <repo> --image-ids imageTag=latest`, and push "
+                    "only versioned tags from CI"
+                ),
+            ),
+            "image-refs": Remediation(
+                cli=(
+                    "reference a version, pinned by digest: `image: <registry>/<repo>:1.4.2@sha256:<digest>` "
+                    "(`crane digest <registry>/<repo>:1.4.2` resolves it)"
+                ),
+            ),
+        },
         prod_only=True,
     )
 )
@@ -119,17 +130,25 @@ def _latest_references(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
         kinds=REGISTRY_KINDS,
         soc2=("CC8.1",),
         nist_800_53=("CM-2", "CM-3", "SI-7"),
-        remediation=Remediation(
-            cli=(
-                "`aws ecr put-image-tag-mutability --repository-name <repo> "
-                "--image-tag-mutability IMMUTABLE_WITH_EXCLUSION "
-                "--image-tag-mutability-exclusion-filters filterType=WILDCARD,filter=dev-*` "
-                "(or IMMUTABLE); GAR: `gcloud artifacts repositories update <repo> "
-                "--immutable-tags`; ACR: `az acr repository update --name <registry> --image "
-                "<repo>:<tag> --write-enabled false`; Harbor: add a tag immutability rule for `**`"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "Distribution cannot make tags immutable: restrict pushes to release tags in the token service "
+                    "or a proxy in front of it, or keep release repositories on a kind with immutable tags "
+                    "(`regguard recommend --use-case ...`)"
+                ),
             ),
-            component="EcrRepositoryArgs(baseline=Baseline(immutable_tags=True, immutable_tag_exclusions=('dev-*',)))",
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "`aws ecr put-image-tag-mutability --repository-name <repo> --image-tag-mutability "
+                    "IMMUTABLE_WITH_EXCLUSION --image-tag-mutability-exclusion-filters "
+                    "filterType=WILDCARD,filter=dev-*` (or `--image-tag-mutability IMMUTABLE`)"
+                ),
+                component=(
+                    "EcrRepositoryArgs(baseline=Baseline(immutable_tags=True, immutable_tag_exclusions=('dev-*',)))"
+                ),
+            ),
+        },
     )
 )
 def tags_immutable(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
@@ -192,12 +211,24 @@ def _judge_immutability(facts: FactView, name: str, setting: ImmutabilitySetting
         kinds=REGISTRY_KINDS,
         soc2=("CC8.1",),
         nist_800_53=("CM-2",),
-        remediation=Remediation(
-            cli="retag with a version and push (`docker tag app:stable app:1.4.2 && docker push "
-            "app:1.4.2`), then delete the unversioned tag",
-            component="EcrRepositoryArgs(baseline=Baseline(immutable_tags=True)) plus a CI "
-            "step that derives the tag from the release version",
-        ),
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "copy the image to a version tag (`skopeo copy docker://<registry>/<repo>:stable "
+                    "docker://<registry>/<repo>:1.4.2`), then delete the unversioned tag (`regctl tag delete "
+                    "<registry>/<repo>:stable`)"
+                ),
+            ),
+            "ecr": Remediation(
+                cli=(
+                    "tag the same manifest with a version (`aws ecr batch-get-image --repository-name <repo> "
+                    "--image-ids imageTag=stable --query 'images[0].imageManifest' --output text > m.json && aws "
+                    "ecr put-image --repository-name <repo> --image-tag 1.4.2 --image-manifest file://m.json`), "
+                    "then delete the old tag (`aws ecr batch-delete-image --repository-name <repo> --image-ids "
+                    "imageTag=stable`)"
+                ),
+            ),
+        },
         prod_only=True,
     )
 )
@@ -236,11 +267,14 @@ def versioned_tags(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
         # Components" is about verifying signatures (RG-SIGN-*); a digest pin fixes the
         # baseline artifact and lets the runtime check its integrity.
         nist_800_53=("SI-7", "CM-2"),
-        remediation=Remediation(
-            cli="resolve and pin: `crane digest <image>:<tag>` (or `docker buildx imagetools "
-            "inspect`), then write `<image>:<tag>@sha256:<digest>`",
-            component="not a registry setting: pin references in the manifests (regguard lint-refs checks them in CI)",
-        ),
+        remediation={
+            IMAGE_REFS_KIND: Remediation(
+                cli=(
+                    "resolve and pin: `crane digest <image>:<tag>` (or `docker buildx imagetools inspect`), then "
+                    "write `<image>:<tag>@sha256:<digest>`; `regguard lint-refs` checks it in CI"
+                ),
+            ),
+        },
         prod_only=True,
     )
 )

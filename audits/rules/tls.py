@@ -33,10 +33,6 @@ MIN_TLS = (1, 2)
 VerdictFunc = Callable[..., Verdict]
 _PROTOCOL_RE = re.compile(r"^(SSLv|TLSv)(\d+)(?:\.(\d+))?$")
 
-_TLS_COMPONENT = (
-    "planned DistributionVmArgs(tls=...) / planned HarborVmArgs(tls=...) with a certificate from a trusted CA; "
-    "managed kinds (ECR, GAR, ACR, GHCR, Docker Hub) serve TLS only"
-)
 
 
 def protocol_version(protocol: str | None) -> tuple[int, int] | None:
@@ -74,13 +70,22 @@ def _plain_http_target(facts: FactView, verdict: VerdictFunc, message: str) -> V
         kinds=REGISTRY_KINDS,
         soc2=("CC6.7",),
         nist_800_53=("SC-8", "SC-8(1)"),
-        remediation=Remediation(
-            cli=(
-                "set `http.tls.certificate` and `http.tls.key` in the registry's config.yml and "
-                "restart (`systemctl restart docker-registry`); remove any plain-HTTP listener"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "set `http.tls.certificate` and `http.tls.key` in the registry's config.yml, restart it "
+                    "(`systemctl restart docker-registry`), and remove any plain-HTTP listener or make it redirect "
+                    "to HTTPS"
+                ),
             ),
-            component=_TLS_COMPONENT,
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "ECR's own endpoint (`<account>.dkr.ecr.<region>.amazonaws.com`) serves HTTPS only: a "
+                    "plain-HTTP answer comes from something placed in front of it (a proxy or mirror); stop that "
+                    "listener or make it redirect to HTTPS"
+                ),
+            ),
+        },
     )
 )
 def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
@@ -127,14 +132,21 @@ def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
         kinds=REGISTRY_KINDS,
         soc2=("CC6.7",),
         nist_800_53=("SC-8", "SC-12", "SC-23"),
-        remediation=Remediation(
-            cli=(
-                "issue a certificate for the registry host from a trusted CA (e.g. "
-                "`certbot certonly -d registry.example.com` or your internal CA), install it in "
-                "config.yml `http.tls`, and set `tls_min_version` / `http.tls.minimumtls: tls1.2`"
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "issue a certificate for the registry's host name from a trusted CA (`certbot certonly -d "
+                    "registry.example.com` or your internal CA), put it in config.yml `http.tls`, and set "
+                    "`http.tls.minimumtls: tls1.2`"
+                ),
             ),
-            component=_TLS_COMPONENT,
-        ),
+            "ecr": Remediation(
+                cli=(
+                    "ECR's endpoint carries an AWS certificate: a failure means the audit reached something else (a "
+                    "proxy or a DNS override); check the host the target resolves to and the target's `ca_file`"
+                ),
+            ),
+        },
     )
 )
 def certificate_trustworthy(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
@@ -205,11 +217,20 @@ def _days_remaining(ctx: RuleContext, tls: TlsFacts) -> float | None:
         kinds=REGISTRY_KINDS,
         soc2=("CC6.7",),
         nist_800_53=("SC-12",),
-        remediation=Remediation(
-            cli="renew the certificate (e.g. `certbot renew --cert-name registry.example.com`) "
-            "and reload the registry; automate renewal with a timer",
-            component=_TLS_COMPONENT,
-        ),
+        remediation={
+            "distribution": Remediation(
+                cli=(
+                    "renew the certificate (`certbot renew --cert-name registry.example.com`), reload the registry, "
+                    "and automate renewal with a timer"
+                ),
+            ),
+            "ecr": Remediation(
+                cli=(
+                    "AWS renews the certificate of ECR's endpoint; renew the certificate of whatever proxy serves "
+                    "your registry name in front of it"
+                ),
+            ),
+        },
     )
 )
 def certificate_not_expiring(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:

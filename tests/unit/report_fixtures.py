@@ -48,7 +48,10 @@ def _meta(rule_id: str, title: str, severity: Severity, soc2: tuple[str, ...],
         kinds=frozenset({"distribution", "ecr", "image-refs"}),
         soc2=soc2,
         nist_800_53=nist,
-        remediation=Remediation(cli=f"fix-{rule_id.lower()} --now", component=f"Arg for {rule_id}"),
+        remediation={
+            kind: Remediation(cli=f"fix-{rule_id.lower()} on {kind} --now", component=f"Arg for {rule_id}")
+            for kind in ("distribution", "ecr", "image-refs")
+        },
     )
 
 
@@ -96,7 +99,7 @@ def finding(rule_id: str, status: Status, target: str, resource: str, message: s
         message=message,
         controls=_controls(rule_id),
         evidence=dict(evidence or {}),
-        remediation=meta.remediation.as_text(),
+        remediation=meta.remediation_for(kind) if status is Status.FAIL else None,
     )
 
 

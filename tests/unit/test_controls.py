@@ -26,7 +26,7 @@ def meta_with(*labels: str) -> RuleMeta:
         kinds=frozenset({"ecr"}),
         soc2=("CC6.1",),
         nist_800_53=labels,
-        remediation=Remediation("cli", "Args()"),
+        remediation={"distribution": Remediation("cli", "Args()")},
     )
 
 

@@ -34,7 +34,7 @@ def make_rule(
         kinds=frozenset(kinds),
         soc2=("CC6.7",),
         nist_800_53=("SC-8",),
-        remediation=Remediation(cli="fix it", component="Args(fix=True)"),
+        remediation={kind: Remediation(cli="fix it", component="Args(fix=True)") for kind in kinds},
         prod_only=prod_only,
     )
 
@@ -83,7 +83,7 @@ def test_unsupported_feature_fails_when_required() -> None:
     fact: Fact[object] = Fact.unsupported("no such feature")
     findings = judge(facts_with(fact), RuleContext(environment="dev"), {"r": make_rule()})
     assert statuses(findings) == [Status.FAIL]
-    assert findings[0].message == "not supported by distribution"
+    assert findings[0].message == "not supported by distribution: no such feature"  # the collector's word
     assert findings[0].remediation  # a failure always says how to fix it
 
 

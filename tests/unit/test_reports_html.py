@@ -90,7 +90,7 @@ def test_findings_failing_first_with_evidence_and_remediation() -> None:
     pre = "\n".join(parse(html).pre)
     assert '"Authorization": "***REDACTED***"' in pre
     assert '"reference": "nginx:latest"' in pre
-    assert "fix-rg-auth-001 --now" in pre
+    assert "fix-rg-auth-001 on distribution --now" in pre
     assert not fx.has_secret(html)
 
 

@@ -62,7 +62,7 @@ def test_cases_map_status_to_elements() -> None:
     assert failure is not None
     assert failure.get("type") == "critical"
     assert "repository pullable anonymously" in (failure.get("message") or "")
-    assert "fix-rg-auth-001 --now" in (failure.text or "")
+    assert "fix-rg-auth-001 on distribution --now" in (failure.text or "")
     error = cases[("RG-TLS-001", "core")].find("error")
     assert error is not None and "connection refused" in (error.get("message") or "")
     manual = cases[("RG-LOG-001", "registry.internal:5000")].find("skipped")

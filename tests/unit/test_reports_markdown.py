@@ -43,7 +43,7 @@ def test_failures_grouped_by_rule_with_remediation_once() -> None:
     section = md.split("## Failures and errors by rule", 1)[1].split("## Controls", 1)[0]
     headings = re.findall(r"^### (RG-[A-Z]+-\d+)", section, re.M)
     assert headings == ["RG-AUTH-001", "RG-TLS-001", "RG-TAG-001"]
-    assert section.count("fix-rg-auth-001 --now") == 1
+    assert section.count("fix-rg-auth-001 on distribution --now") == 1
     assert "RG-TLS-003" not in section  # passing rules are not listed
 
 

@@ -40,7 +40,7 @@ def test_driver_describes_every_rule() -> None:
     tag = next(r for r in driver["rules"] if r["id"] == "RG-AUTH-002")
     assert tag["shortDescription"]["text"] == "Basic auth never over plain HTTP"
     assert tag["fullDescription"]["text"] == "Why basic auth never over plain http matters."
-    assert "fix-rg-auth-002 --now" in tag["help"]["text"]
+    assert "fix-rg-auth-002 on distribution --now" in tag["help"]["text"]
     assert "Arg for RG-AUTH-002" in tag["help"]["text"]
     assert tag["properties"]["severity"] == "critical"
     assert tag["properties"]["security-severity"] == "9.5"

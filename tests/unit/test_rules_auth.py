@@ -171,7 +171,7 @@ def test_default_admin_password_is_critical() -> None:
 
 
 def test_single_htpasswd_account_only_fails_in_prod() -> None:
-    facts = view(**{ADMIN_ACCOUNT: AdminAccountFacts(True, detail="single htpasswd user")})
+    facts = view(**{ADMIN_ACCOUNT: AdminAccountFacts(True, detail="single htpasswd user", mechanism="htpasswd")})
     assert only(run("RG-AUTH-003", DEV, facts)).status is Status.NOT_APPLICABLE
     assert only(run("RG-AUTH-003", PROD, facts)).status is Status.FAIL
 
@@ -179,12 +179,19 @@ def test_single_htpasswd_account_only_fails_in_prod() -> None:
 def test_production_pattern_makes_htpasswd_account_prod() -> None:
     facts = view(
         **{
-            ADMIN_ACCOUNT: AdminAccountFacts(True, detail="single htpasswd user"),
+            ADMIN_ACCOUNT: AdminAccountFacts(True, detail="single htpasswd user", mechanism="htpasswd"),
             REPOSITORIES: repos(repo("prod/app")),
         }
     )
     ctx = context("dev", production_patterns=("prod/*",))
     assert only(run("RG-AUTH-003", ctx, facts)).status is Status.FAIL
+
+
+def test_shared_admin_user_fails_outside_prod_too() -> None:
+    """Only the htpasswd mechanism is prod-scoped; a built-in admin user fails everywhere,
+    whatever the kind is called."""
+    facts = view(**{ADMIN_ACCOUNT: AdminAccountFacts(True, detail="adminUserEnabled")})
+    assert only(run("RG-AUTH-003", DEV, facts)).status is Status.FAIL
 
 
 def test_not_observable_admin_account_is_manual() -> None:

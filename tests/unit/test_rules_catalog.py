@@ -4,7 +4,6 @@ exist in rev5 (with the documented corrections)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -91,9 +90,7 @@ def test_metadata_is_complete(rule_id: str) -> None:
     assert meta.seed_section in SEED_SECTIONS
     assert len(meta.rationale) > 120 and meta.rationale.endswith(".")
     assert meta.implemented_for(), f"{rule_id} is implemented for no kind"
-    assert meta.remediation.cli.strip() and meta.remediation.component.strip()
     assert meta.prod_only is (rule_id in PROD_ONLY)
-    assert re.search(r"[A-Z][A-Za-z]*(Args|Baseline)\(|regguard|none", meta.remediation.component)
 
 
 def test_each_rule_lives_in_its_area_module() -> None:

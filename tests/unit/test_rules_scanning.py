@@ -55,9 +55,11 @@ def test_filter_gaps_fail() -> None:
     assert "legacy/app" in verdict.message
 
 
-def test_harbor_without_scanner_fails() -> None:
-    assert only(run("RG-SCAN-001", DEV, scanning("harbor", mode="scan_on_push"))).status is Status.FAIL
-    ok = scanning("harbor", mode="scan_on_push", scanner="Trivy")
+def test_scanning_on_without_a_scanner_fails() -> None:
+    missing = scanning("harbor", mode="scan_on_push", scanner_installed=False)
+    verdict = only(run("RG-SCAN-001", DEV, missing))
+    assert verdict.status is Status.FAIL and "no scanner" in verdict.message
+    ok = scanning("harbor", mode="scan_on_push", scanner="Trivy", scanner_installed=True)
     assert only(run("RG-SCAN-001", DEV, ok)).status is Status.PASS
 
 
@@ -135,5 +137,5 @@ def test_kind_without_scanning_fails_as_unsupported_in_prod_only() -> None:
     )
     prod = run_engine("RG-SCAN-002", PROD, facts)
     assert statuses(prod) == [Status.FAIL]
-    assert prod[0].message == "not supported by distribution"
+    assert prod[0].message == "not supported by distribution: no scanning"
     assert statuses(run_engine("RG-SCAN-002", DEV, facts)) == [Status.NOT_APPLICABLE]

@@ -155,7 +155,8 @@ def test_unsupported_kind_fails_through_the_engine() -> None:
     facts = view("distribution", **{TAG_IMMUTABILITY: Fact.unsupported("Distribution has no tag immutability")})
     findings = run_engine("RG-TAG-002", DEV, facts)
     assert statuses(findings) == [Status.FAIL]
-    assert findings[0].message == "not supported by distribution"
+    assert findings[0].message == "not supported by distribution: Distribution has no tag immutability"
+    assert "aws" not in findings[0].remediation.cli  # the fix for distribution, not ECR's
 
 
 # RG-TAG-003 ----------------------------------------------------------------
