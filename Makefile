@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 UV     := $(shell command -v uv 2>/dev/null)
 STAMP  := $(VENV)/.synced
 
-.PHONY: demo test test-unit test-integration lint bench deps system-deps clean
+.PHONY: demo test test-unit test-integration lint bench docs deps system-deps clean
 
 demo: deps
 	$(BIN)/regguard demo --output regguard-report
@@ -30,6 +30,11 @@ bench: deps
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/distribution_scale.py
 	$(BIN)/python bench/ecr_scale.py
+
+# docs/rules.md is generated from the rule metadata; tests/unit/test_rules_doc.py fails when it is stale.
+docs: $(STAMP)
+	$(BIN)/regguard rules --format md > docs/rules.md.tmp && mv docs/rules.md.tmp docs/rules.md \
+	  || { rm -f docs/rules.md.tmp; exit 1; }
 
 deps: system-deps $(STAMP)
 

@@ -22,8 +22,8 @@ import regex
 from audits.model import AuditResult, Controls, Finding, Severity, Status, TargetSummary
 from audits.rules.registry import Remediation, Rule, RuleMeta
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-COMPLIANCE_DATA = SHARED / "compliance-data"
+# The official SARIF, JUnit and OSCAL schemas, committed with their sources (see its README.md).
+COMPLIANCE_DATA = Path(__file__).resolve().parents[2] / "audits" / "data"
 
 SCRIPT = "<script>alert(1)</script>"
 LEAKED_PASSWORD = "hunter2-very-secret"
