@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from audits.model import RETENTION, RetentionFacts, Severity, Verdict
-from audits.rules.common import REGISTRY_KINDS, registry_verdict
-from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, rule
+from audits.rules.common import REGISTRY_KINDS, evidence, registry_verdict
+from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, failed, passed, rule
 
 
 @rule(
@@ -44,23 +44,28 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
     )
 )
 def retention_policy_set(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    """A registry-wide policy (Distribution's garbage collection) is one finding
+    for the registry; per-repository policies (ECR lifecycle policies) are one
+    finding per repository, so each has a stable identity in history."""
     retention: RetentionFacts = facts.require(RETENTION)
-    problems = []
-    if not retention.registry_wide and not retention.by_repository:
-        problems.append("no retention policy")
-    if retention.dry_run:
-        problems.append("cleanup policies run in dry-run mode and delete nothing")
-    if retention.uncovered_repositories and not retention.registry_wide:
-        shown = ", ".join(retention.uncovered_repositories[:10])
-        problems.append(f"{len(retention.uncovered_repositories)} repositories without a policy: {shown}")
-    yield registry_verdict(
-        ctx,
-        facts,
-        RETENTION,
-        "; ".join(problems),
-        f"retention in place ({retention.registry_wide or f'{len(retention.by_repository)} repository policies'})",
-        registry_wide=retention.registry_wide,
-        by_repository=dict(retention.by_repository),
-        uncovered_repositories=list(retention.uncovered_repositories),
-        dry_run=retention.dry_run,
-    )
+    dry_run = "cleanup policies run in dry-run mode and delete nothing" if retention.dry_run else None
+    if retention.registry_wide or not (retention.by_repository or retention.uncovered_repositories):
+        yield registry_verdict(
+            ctx,
+            facts,
+            RETENTION,
+            dry_run or (None if retention.registry_wide else "no retention policy"),
+            f"retention in place ({retention.registry_wide})",
+            registry_wide=retention.registry_wide,
+            dry_run=retention.dry_run,
+        )
+        return
+    for name in sorted({*retention.by_repository, *retention.uncovered_repositories}):
+        policy = retention.by_repository.get(name)
+        ev = evidence(facts, RETENTION, repository=name, policy=policy, dry_run=retention.dry_run)
+        if policy is None:
+            yield failed(name, "no retention policy for this repository", **ev)
+        elif dry_run:
+            yield failed(name, dry_run, **ev)
+        else:
+            yield passed(name, f"retention policy: {policy}", **ev)

@@ -24,6 +24,7 @@ from audits.rules.common import (
     tag_resource,
 )
 from audits.rules.registry import (
+    FactUnavailable,
     FactView,
     Remediation,
     RuleContext,
@@ -75,6 +76,8 @@ _SEVERITY_ALIASES = {"informational": Severity.INFO, "negligible": Severity.INFO
     )
 )
 def scanning_enabled(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    """The registry-wide setting is one finding; which repositories the scanning
+    rules (ECR's filters) cover is one finding per repository."""
     scanning: ScanningFacts = facts.require(SCANNING)
     resource = registry_resource(ctx, facts)
     ev = evidence(
@@ -83,7 +86,6 @@ def scanning_enabled(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
         enabled=scanning.enabled,
         mode=scanning.mode,
         scanner=scanning.scanner,
-        uncovered_repositories=list(scanning.uncovered_repositories),
         detail=scanning.detail,
     )
     problems = []
@@ -93,13 +95,28 @@ def scanning_enabled(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
         problems.append(f"scans are not automatic (mode {scanning.mode or 'none'})")
     if scanning.enabled and scanning.scanner_installed is False:
         problems.append("no scanner is installed")
-    if scanning.uncovered_repositories:
-        shown = ", ".join(scanning.uncovered_repositories[:10])
-        problems.append(f"{len(scanning.uncovered_repositories)} repositories not covered: {shown}")
     if problems:
         yield failed(resource, "; ".join(problems), **ev)
-    else:
-        yield passed(resource, f"scanning {scanning.mode} covers every repository", **ev)
+        return
+    yield passed(resource, f"scanning is {scanning.mode}", **ev)
+    yield from _coverage(ctx, facts, scanning)
+
+
+def _coverage(ctx: RuleContext, facts: FactView, scanning: ScanningFacts) -> Iterator[Verdict]:
+    uncovered = set(scanning.uncovered_repositories)
+
+    def judge(repo: RepositoryFacts) -> Iterator[Verdict]:
+        ev = evidence(facts, SCANNING, repository=repo.name, mode=scanning.mode, detail=scanning.detail)
+        if repo.name in uncovered:
+            yield failed(repo.name, "no scanning rule covers this repository", **ev)
+        else:
+            yield passed(repo.name, f"covered by {scanning.mode} scanning", **ev)
+
+    try:
+        if facts.require(REPOSITORIES):  # no repositories: the registry verdict says all there is
+            yield from judge_repositories(ctx, facts, judge, prod_only=False)
+    except FactUnavailable as exc:  # the registry verdict stands; coverage cannot be judged
+        yield errored(registry_resource(ctx, facts), f"coverage per repository could not be judged: {exc}")
 
 
 def severity_of(name: str) -> Severity | None:

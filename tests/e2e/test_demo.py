@@ -120,6 +120,24 @@ def test_ecr_estate_is_audited_with_its_seeded_failures(
     assert "pass" in ecr["RG-TAG-002"], "the compliant repository passes"
 
 
+def test_each_finding_has_its_own_identity_and_only_failures_a_fix(
+    demo: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
+    """(rule, target, resource) names one finding (history, diffs and waivers rely on
+    it); per-repository settings are per repository; the fix shown is the finding's kind's."""
+    findings = json.loads((demo[1] / "report.json").read_text())["findings"]
+    identities = [(f["rule"], f["target"], f["resource"]) for f in findings]
+    assert len(identities) == len(set(identities))
+    ecr_retention = {f["resource"] for f in findings if f["rule"] == "RG-RET-001" and f["target"] == "aws-core"}
+    assert len(ecr_retention) > 1 and "aws-core" not in ecr_retention
+    for f in findings:
+        assert (f["remediation"] is not None) == (f["status"] == "fail"), f
+        if f["kind"] == "distribution" and f["remediation"]:
+            assert "aws " not in f["remediation"]["cli"], f
+        if f["kind"] == "ecr" and f["remediation"]:
+            assert "Harbor" not in f["remediation"]["cli"] and "config.yml" not in f["remediation"]["cli"], f
+
+
 def test_demo_leaves_no_process_behind(demo: tuple[subprocess.CompletedProcess[str], Path, Path]) -> None:
     _, _, work = demo
     assert processes_mentioning(str(work)) == []

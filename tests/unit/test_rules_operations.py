@@ -48,17 +48,21 @@ def retention(**kw: object):
 
 def test_policy_per_repository_passes() -> None:
     verdict = only(run("RG-RET-001", DEV, retention(by_repository={"app": "keep last 100"})))
-    assert verdict.status is Status.PASS
-    assert_evidence([verdict], "by_repository", "source")
+    assert verdict.status is Status.PASS and verdict.resource == "app"
+    assert_evidence([verdict], "policy", "source")
 
 
 def test_no_policy_fails() -> None:
     assert only(run("RG-RET-001", DEV, retention())).status is Status.FAIL
 
 
-def test_uncovered_repositories_and_dry_run_fail() -> None:
+def test_one_finding_per_repository_pass_or_fail() -> None:
+    """Each repository's policy is its own finding (a stable identity for history)."""
     gap = retention(by_repository={"a": "x"}, uncovered_repositories=("b",))
-    assert "1 repositories without a policy" in only(run("RG-RET-001", DEV, gap)).message
+    verdicts = {v.resource: v for v in run("RG-RET-001", DEV, gap)}
+    assert set(verdicts) == {"a", "b"}
+    assert verdicts["a"].status is Status.PASS
+    assert verdicts["b"].status is Status.FAIL and "no retention policy" in verdicts["b"].message
     dry = retention(by_repository={"a": "x"}, dry_run=True)
     assert "dry-run" in only(run("RG-RET-001", DEV, dry)).message
 

@@ -23,23 +23,24 @@ CLEAN = VulnerabilityScan("complete", {"low": 3, "medium": 1})
 CRITICAL = VulnerabilityScan("complete", {"critical": 1, "high": 0})
 
 
-def scanning(kind: str = "ecr", **kw: object):
+def scanning(kind: str = "ecr", repositories: tuple[str, ...] = ("app", "legacy/app"), **kw: object):
     kw.setdefault("enabled", True)
     kw.setdefault("mode", "continuous")
-    return view(kind, **{SCANNING: ScanningFacts(**kw)})  # type: ignore[arg-type]
+    listed = tuple(repo(name) for name in repositories)
+    return view(kind, **{SCANNING: ScanningFacts(**kw), REPOSITORIES: listed})  # type: ignore[arg-type]
 
 
 # RG-SCAN-001 ----------------------------------------------------------------
 
 
 def test_continuous_scanning_covering_everything_passes() -> None:
-    verdict = only(run("RG-SCAN-001", DEV, scanning()))
-    assert verdict.status is Status.PASS
-    assert_evidence([verdict], "enabled", "mode", "source")
+    verdicts = list(run("RG-SCAN-001", DEV, scanning()))
+    assert [v.status for v in verdicts] == [Status.PASS] * 3
+    assert_evidence(verdicts[:1], "enabled", "mode", "source")
 
 
 def test_scan_on_push_passes() -> None:
-    assert only(run("RG-SCAN-001", DEV, scanning(mode="scan_on_push"))).status is Status.PASS
+    assert only(run("RG-SCAN-001", DEV, scanning(mode="scan_on_push", repositories=()))).status is Status.PASS
 
 
 def test_disabled_or_manual_scanning_fails() -> None:
@@ -49,17 +50,23 @@ def test_disabled_or_manual_scanning_fails() -> None:
     assert "not automatic" in manual.message
 
 
-def test_filter_gaps_fail() -> None:
-    verdict = only(run("RG-SCAN-001", DEV, scanning(uncovered_repositories=("legacy/app",))))
-    assert verdict.status is Status.FAIL
-    assert "legacy/app" in verdict.message
+def test_filter_gaps_fail_per_repository() -> None:
+    """Coverage is decided per repository by the registry's filters: one finding each."""
+    facts = scanning(uncovered_repositories=("legacy/app",))
+    verdicts = {v.resource: v.status for v in run("RG-SCAN-001", DEV, facts)}
+    assert verdicts == {"t1": Status.PASS, "app": Status.PASS, "legacy/app": Status.FAIL}
+
+
+def test_coverage_that_cannot_be_listed_is_an_error_beside_the_registry_verdict() -> None:
+    facts = view("ecr", **{SCANNING: ScanningFacts(enabled=True, mode="continuous")})
+    assert [v.status for v in run("RG-SCAN-001", DEV, facts)] == [Status.PASS, Status.ERROR]
 
 
 def test_scanning_on_without_a_scanner_fails() -> None:
     missing = scanning("harbor", mode="scan_on_push", scanner_installed=False)
     verdict = only(run("RG-SCAN-001", DEV, missing))
     assert verdict.status is Status.FAIL and "no scanner" in verdict.message
-    ok = scanning("harbor", mode="scan_on_push", scanner="Trivy", scanner_installed=True)
+    ok = scanning("harbor", (), mode="scan_on_push", scanner="Trivy", scanner_installed=True)
     assert only(run("RG-SCAN-001", DEV, ok)).status is Status.PASS
 
 
