@@ -53,6 +53,18 @@ def label_to_id(label: str) -> str:
     return f"{base}.{enhancement}" if enhancement else base
 
 
+def label_sort_key(label: str) -> tuple[str, int, int, str]:
+    """Controls in catalog order: AC-2 < AC-2(3) < AC-14; SOC 2 CC6.1 < CC6.10."""
+    m = _LABEL_RE.match(label)
+    if m is not None:
+        family, number, enhancement = m.groups()
+        return (family, int(number), int(enhancement or 0), label)
+    soc2 = re.match(r"^([A-Za-z]+)(\d+)(?:\.(\d+))?", label)
+    if soc2 is None:
+        return (label, 0, 0, label)
+    return (soc2[1], int(soc2[2]), int(soc2[3] or 0), label)
+
+
 def nist_title(label: str) -> str:
     """The control's title from the catalog; ValueError when unknown."""
     entry = nist_catalog().get(label_to_id(label))

@@ -27,6 +27,7 @@ from audits.model import (
     TargetFacts,
     TargetSummary,
     Verdict,
+    finding_sort_key,
     utcnow,
 )
 from audits.rules.registry import (
@@ -274,17 +275,6 @@ def _summarize(facts: TargetFacts, findings: Sequence[Finding]) -> TargetSummary
     )
 
 
-def finding_sort_key(f: Finding) -> tuple[int, int, str, str, str]:
-    status_rank = {
-        Status.FAIL: 0,
-        Status.ERROR: 1,
-        Status.MANUAL: 2,
-        Status.PASS: 3,
-        Status.NOT_APPLICABLE: 4,
-    }
-    return (status_rank[f.status], -f.severity.rank, f.rule, f.target, f.resource)
-
-
 def exit_code(result: AuditResult, fail_on: Severity) -> int:
     """0 clean, 1 failing at/above `fail_on`, 3 incomplete (errors win: an
     audit that could not see everything cannot vouch for anything)."""
@@ -295,4 +285,4 @@ def exit_code(result: AuditResult, fail_on: Severity) -> int:
     return 0
 
 
-__all__ = ["AuditRun", "run_audit", "judge", "exit_code", "finding_sort_key"]
+__all__ = ["AuditRun", "run_audit", "judge", "exit_code"]

@@ -17,7 +17,7 @@ from where the collector stands, e.g. a self-hosted registry's config without
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -36,6 +36,16 @@ class Status(str, enum.Enum):
     ERROR = "error"
     NOT_APPLICABLE = "not_applicable"
     MANUAL = "manual"
+
+
+# Worst first: the order findings are listed and counted in everywhere.
+STATUS_ORDER: tuple[Status, ...] = (
+    Status.FAIL,
+    Status.ERROR,
+    Status.MANUAL,
+    Status.PASS,
+    Status.NOT_APPLICABLE,
+)
 
 
 class Severity(str, enum.Enum):
@@ -516,11 +526,22 @@ class AuditResult:
     findings: tuple[Finding, ...]
 
     def summary(self) -> dict[str, int]:
-        counts = {s.value: 0 for s in Status}
-        for f in self.findings:
-            counts[f.status.value] += 1
-        return counts
+        return count_statuses(self.findings)
 
     @property
     def complete(self) -> bool:
         return all(t.complete for t in self.targets)
+
+
+def count_statuses(findings: Iterable[Finding]) -> dict[str, int]:
+    """status -> how many findings have it (every status present, worst first)."""
+    counts = {s.value: 0 for s in STATUS_ORDER}
+    for f in findings:
+        counts[f.status.value] += 1
+    return counts
+
+
+def finding_sort_key(f: Finding) -> tuple[int, int, str, str, str, str]:
+    """The one order of findings: failures first, then by severity (worst
+    first), rule, target, resource, and message so the order is total."""
+    return (STATUS_ORDER.index(f.status), -f.severity.rank, f.rule, f.target, f.resource, f.message)

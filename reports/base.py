@@ -19,11 +19,10 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from functools import cache
-from importlib import resources
 from typing import Any, Protocol
 
-from audits.model import AuditResult, Finding, Severity, Status
+from audits.controls import label_sort_key
+from audits.model import AuditResult, Finding, Severity, Status, finding_sort_key
 from audits.rules.registry import Rule
 
 REDACTED = "***REDACTED***"
@@ -55,13 +54,6 @@ _AUTH_HEADER_VALUE = re.compile(
 )
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
-STATUS_ORDER: tuple[Status, ...] = (
-    Status.FAIL,
-    Status.ERROR,
-    Status.MANUAL,
-    Status.PASS,
-    Status.NOT_APPLICABLE,
-)
 SEVERITY_ORDER: tuple[Severity, ...] = tuple(sorted(Severity, key=lambda s: -s.rank))
 
 
@@ -169,32 +161,9 @@ def redact_finding(finding: Finding) -> Finding:
 # --------------------------------------------------------------------------
 
 
-def finding_sort_key(finding: Finding) -> tuple[int, str, str, str, str, str]:
-    """Worst severity first, then rule, target, resource (then status and
-    message so two findings on one resource still order stably)."""
-    return (
-        -finding.severity.rank,
-        finding.rule,
-        finding.target,
-        finding.resource,
-        finding.status.value,
-        finding.message,
-    )
-
-
 def prepare_findings(result: AuditResult) -> list[Finding]:
     """All findings redacted and in the report order every format uses."""
     return sorted((redact_finding(f) for f in result.findings), key=finding_sort_key)
-
-
-def status_rank(status: Status) -> int:
-    return STATUS_ORDER.index(status)
-
-
-def failing_first(findings: Iterable[Finding]) -> list[Finding]:
-    """Report order, but grouped by status with failures at the top (for
-    documents people read from the top)."""
-    return sorted(findings, key=lambda f: (status_rank(f.status), finding_sort_key(f)))
 
 
 def isoformat(moment: datetime) -> str:
@@ -214,34 +183,6 @@ def rule_title(finding: Finding, rules: Mapping[str, Rule]) -> str:
     return rule.meta.title if rule is not None else finding.title
 
 
-@cache
-def nist_catalog() -> dict[str, dict[str, str]]:
-    """NIST SP 800-53 rev5 entries by label ("IA-5(1)") from the copy shipped
-    in `audits/data` (id, label, title, family)."""
-    text = resources.files("audits").joinpath("data/nist-800-53-rev5-controls.json").read_text()
-    return {entry["label"]: entry for entry in json.loads(text)}
-
-
-_LABEL = re.compile(r"^(?P<family>[A-Za-z]{2})-(?P<base>\d+)(?:\((?P<enh>\d+)\))?$")
-
-
-def nist_control_id(label: str) -> str:
-    """OSCAL control id for a catalog label: "IA-5(1)" -> "ia-5.1"."""
-    entry = nist_catalog().get(label)
-    if entry is not None:
-        return entry["id"]
-    match = _LABEL.match(label.strip())
-    if match is None:
-        raise ValueError(f"not a NIST SP 800-53 control label: {label!r}")
-    base = f"{match['family'].lower()}-{match['base']}"
-    return f"{base}.{match['enh']}" if match["enh"] else base
-
-
-def nist_title(label: str) -> str:
-    entry = nist_catalog().get(label)
-    return entry["title"] if entry is not None else ""
-
-
 def fedramp_levels(label: str, findings: Sequence[Finding]) -> list[str]:
     """FedRAMP baseline levels that include `label`, as the findings' own
     control mappings state them (LOW, MODERATE, HIGH order)."""
@@ -255,13 +196,6 @@ def fedramp_levels(label: str, findings: Sequence[Finding]) -> list[str]:
     return sorted(levels, key=lambda lv: (order.get(lv.lower(), 99), lv))
 
 
-def status_counts(findings: Iterable[Finding]) -> dict[str, int]:
-    counts = {s.value: 0 for s in STATUS_ORDER}
-    for f in findings:
-        counts[f.status.value] += 1
-    return counts
-
-
 def control_index(findings: Sequence[Finding]) -> dict[str, dict[str, list[Finding]]]:
     """framework ("soc2", "nist_800_53") -> control label -> findings, sorted
     by label; the evidence view auditors navigate by."""
@@ -271,18 +205,8 @@ def control_index(findings: Sequence[Finding]) -> dict[str, dict[str, list[Findi
             index["soc2"].setdefault(label, []).append(f)
         for label in f.controls.nist_800_53:
             index["nist_800_53"].setdefault(label, []).append(f)
-    return {fw: dict(sorted(by_label.items(), key=lambda kv: _label_key(kv[0])))
+    return {fw: dict(sorted(by_label.items(), key=lambda kv: label_sort_key(kv[0])))
             for fw, by_label in index.items()}
-
-
-def _label_key(label: str) -> tuple[str, int, int, str]:
-    match = _LABEL.match(label)
-    if match is None:
-        soc2 = re.match(r"^([A-Za-z]+)(\d+)(?:\.(\d+))?", label)
-        if soc2 is None:
-            return (label, 0, 0, label)
-        return (soc2[1], int(soc2[2]), int(soc2[3] or 0), label)
-    return (match["family"].upper(), int(match["base"]), int(match["enh"] or 0), label)
 
 
 def control_state(findings: Iterable[Finding]) -> str:

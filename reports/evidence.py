@@ -24,18 +24,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from audits.model import AuditResult, Finding
+from audits.controls import label_to_id, nist_title
+from audits.model import AuditResult, Finding, count_statuses
 from audits.rules.registry import Rule
 from reports.base import (
     control_index,
     control_state,
     fedramp_levels,
     isoformat,
-    nist_control_id,
-    nist_title,
     prepare_findings,
     redact,
-    status_counts,
     to_jsonable,
 )
 from reports.json_report import report_dict
@@ -115,11 +113,11 @@ def _control_doc(
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {"framework": framework, "control": label}
     if framework == "nist_800_53":
-        doc["control_id"] = nist_control_id(label)
+        doc["control_id"] = label_to_id(label)
         doc["title"] = nist_title(label)
         doc["fedramp_baselines"] = fedramp_levels(label, all_findings)
     doc["standing"] = control_state(findings)
-    doc["summary"] = status_counts(findings)
+    doc["summary"] = count_statuses(findings)
     doc["rules"] = _mapped_rules(framework, label, rules)
     doc["findings"] = [_evidence_entry(f) for f in findings]
     return doc
@@ -144,7 +142,7 @@ def bundle_files(
             _control_doc("soc2", label, fs, findings, rules)
         )
     for label, fs in index["nist_800_53"].items():
-        files[f"controls/nist-800-53/{_safe_name(nist_control_id(label))}.json"] = _dump(
+        files[f"controls/nist-800-53/{_safe_name(label_to_id(label))}.json"] = _dump(
             _control_doc("nist_800_53", label, fs, findings, rules)
         )
     for target, facts in sorted((facts_by_target or {}).items()):

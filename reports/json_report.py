@@ -11,9 +11,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from audits.model import AuditResult, TargetSummary
+from audits.model import AuditResult, TargetSummary, count_statuses
 from audits.rules.registry import Rule
-from reports.base import isoformat, prepare_findings, redact_text, status_counts
+from reports.base import isoformat, prepare_findings, redact_text
 
 
 def target_as_dict(target: TargetSummary) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def report_dict(result: AuditResult) -> dict[str, Any]:
         "environment": result.environment,
         "targets": [target_as_dict(t) for t in result.targets],
         "summary": {
-            key: status_counts(findings)[key]
+            key: count_statuses(findings)[key]
             for key in ("pass", "fail", "error", "not_applicable", "manual")
         },
         "findings": [f.as_dict() for f in findings],

@@ -31,17 +31,15 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from audits.model import AuditResult, Finding, Status
+from audits.controls import label_to_id, nist_title
+from audits.model import AuditResult, Finding, Status, count_statuses
 from audits.rules.registry import Rule
 from reports.base import (
     control_index,
     fedramp_levels,
     isoformat,
-    nist_control_id,
-    nist_title,
     prepare_findings,
     pretty_json,
-    status_counts,
 )
 
 OSCAL_VERSION = "1.2.1"
@@ -135,7 +133,7 @@ def _observation(result: AuditResult, finding: Finding) -> dict[str, Any]:
 
 
 def _objective_status(findings: Sequence[Finding]) -> dict[str, str] | None:
-    counts = status_counts(findings)
+    counts = count_statuses(findings)
     if counts["fail"]:
         return {"state": "not-satisfied", "reason": "fail"}
     if counts["error"]:
@@ -163,9 +161,9 @@ def _finding(
     status = _objective_status(findings)
     if status is None:
         return None
-    control_id = nist_control_id(label)
+    control_id = label_to_id(label)
     title = nist_title(label)
-    counts = status_counts(findings)
+    counts = count_statuses(findings)
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     rules = sorted({f.rule for f in findings})
     levels = fedramp_levels(label, all_findings)
@@ -193,7 +191,7 @@ def _finding(
 def _control_selection(labels: Sequence[str]) -> dict[str, Any]:
     if not labels:
         return {"include-all": {}}
-    ids = sorted({nist_control_id(label) for label in labels})
+    ids = sorted({label_to_id(label) for label in labels})
     return {"include-controls": [{"control-id": cid} for cid in ids]}
 
 

@@ -8,20 +8,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from audits.model import AuditResult, Finding, TargetSummary
+from audits.controls import nist_title
+from audits.model import STATUS_ORDER, AuditResult, Finding, TargetSummary, count_statuses
 from audits.rules.registry import Rule
 from reports.base import (
     SEVERITY_ORDER,
-    STATUS_ORDER,
     control_index,
     control_state,
-    failing_first,
     fedramp_levels,
     isoformat,
-    nist_title,
     prepare_findings,
     redact_text,
-    status_counts,
 )
 
 
@@ -81,7 +78,7 @@ def _control_rows(
             title=nist_title(label) if nist else "",
             levels=tuple(fedramp_levels(label, findings)) if nist else (),
             state=control_state(fs),
-            counts=status_counts(fs),
+            counts=count_statuses(fs),
             rules=tuple(sorted({f.rule for f in fs})),
             findings=tuple(fs),
         )
@@ -122,11 +119,11 @@ def build_view(result: AuditResult, rules: Mapping[str, Rule]) -> dict[str, Any]
     by_severity = []
     for severity in SEVERITY_ORDER:
         fs = [f for f in findings if f.severity is severity]
-        by_severity.append(SeverityRow(severity.value, status_counts(fs), len(fs)))
+        by_severity.append(SeverityRow(severity.value, count_statuses(fs), len(fs)))
     targets = [
         TargetRow(
             t,
-            status_counts(f for f in findings if f.target == t.name),
+            count_statuses(f for f in findings if f.target == t.name),
             tuple(redact_text(e) for e in t.errors),
         )
         for t in result.targets
@@ -137,12 +134,12 @@ def build_view(result: AuditResult, rules: Mapping[str, Rule]) -> dict[str, Any]
         "started_at": isoformat(result.started_at),
         "finished_at": isoformat(result.finished_at),
         "statuses": statuses,
-        "summary": status_counts(findings),
+        "summary": count_statuses(findings),
         "by_severity": by_severity,
         "targets": targets,
         "soc2": _control_rows(controls["soc2"], findings, nist=False),
         "nist": _control_rows(controls["nist_800_53"], findings, nist=True),
-        "findings": failing_first(findings),
+        "findings": findings,
         "rule_groups": _rule_groups(findings, rules),
         "remediation": remediation_text,
     }

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from audits.model import Severity, Status
+from audits.controls import label_to_id
+from audits.model import STATUS_ORDER, Severity, Status
 from reports import FORMATS, get_reporter, write_reports
 from reports.base import (
     REDACTED,
     is_secret_key,
-    nist_control_id,
     prepare_findings,
     redact,
     redact_text,
@@ -84,20 +84,21 @@ def test_redaction_applies_to_findings_before_any_format() -> None:
     assert REDACTED in text
 
 
-def test_findings_sorted_by_severity_then_rule_target_resource() -> None:
+def test_findings_sorted_failing_first_then_severity_rule_target_resource() -> None:
+    """One order everywhere (engine and every report): what needs doing comes first."""
     prepared = prepare_findings(fx.audit_result())
-    keys = [(-f.severity.rank, f.rule, f.target, f.resource) for f in prepared]
+    keys = [(STATUS_ORDER.index(f.status), -f.severity.rank, f.rule, f.target, f.resource) for f in prepared]
     assert keys == sorted(keys)
-    assert prepared[0].severity is Severity.CRITICAL
-    assert prepared[-1].severity is Severity.INFO
+    assert prepared[0].status is Status.FAIL and prepared[0].severity is Severity.CRITICAL
+    assert prepared[-1].status is Status.NOT_APPLICABLE
 
 
 def test_nist_labels_become_oscal_ids() -> None:
-    assert nist_control_id("IA-5(1)") == "ia-5.1"
-    assert nist_control_id("SC-8") == "sc-8"
-    assert nist_control_id("AC-2(3)") == "ac-2.3"
+    assert label_to_id("IA-5(1)") == "ia-5.1"
+    assert label_to_id("SC-8") == "sc-8"
+    assert label_to_id("AC-2(3)") == "ac-2.3"
     with pytest.raises(ValueError, match="not a NIST"):
-        nist_control_id("CC6.1")
+        label_to_id("CC6.1")
 
 
 def test_to_jsonable_flattens_dataclasses_enums_and_datetimes() -> None:

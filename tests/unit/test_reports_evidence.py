@@ -48,8 +48,8 @@ def test_control_file_lists_its_findings_with_evidence(tmp_path: Path) -> None:
     assert doc["fedramp_baselines"] == ["LOW", "MODERATE"]
     assert doc["standing"] == "error"
     assert [(f["rule"], f["status"]) for f in doc["findings"]] == [
-        ("RG-AUTH-002", "not_applicable"), ("RG-TLS-001", "error")]
-    assert doc["findings"][1]["evidence"] == {"source": "GET http://core:80/v2/"}
+        ("RG-TLS-001", "error"), ("RG-AUTH-002", "not_applicable")]
+    assert doc["findings"][0]["evidence"] == {"source": "GET http://core:80/v2/"}
     assert [r["id"] for r in doc["rules"]] == ["RG-AUTH-002", "RG-TLS-001"]
     soc2 = json.loads(bundle(tmp_path).read("controls/soc2/CC6.1.json"))
     assert soc2["findings"][0]["evidence"]["password"] == "***REDACTED***"

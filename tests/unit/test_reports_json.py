@@ -43,8 +43,8 @@ def test_findings_use_the_model_shape_in_report_order() -> None:
                      "message", "controls", "evidence", "remediation"}
     assert all(set(f) == expected_keys for f in findings)
     assert [f["rule"] for f in findings] == [
-        "RG-AUTH-001", "RG-AUTH-002", "RG-TLS-001", "RG-TAG-001", "RG-TLS-003", "RG-LOG-001",
-        "RG-FIT-001",
+        "RG-AUTH-001", "RG-TAG-001", "RG-TLS-001", "RG-LOG-001", "RG-TLS-003", "RG-FIT-001",
+        "RG-AUTH-002",
     ]
     auth = findings[0]
     assert auth["controls"] == {"soc2": ["CC6.1"], "nist_800_53": ["AC-3", "AC-14"],

@@ -50,7 +50,7 @@ def test_driver_describes_every_rule() -> None:
 def test_results_only_for_fail_and_error() -> None:
     results = render()["runs"][0]["results"]
     assert [(r["ruleId"], r["properties"]["status"]) for r in results] == [
-        ("RG-AUTH-001", "fail"), ("RG-TLS-001", "error"), ("RG-TAG-001", "fail")]
+        ("RG-AUTH-001", "fail"), ("RG-TAG-001", "fail"), ("RG-TLS-001", "error")]
     rules = render()["runs"][0]["tool"]["driver"]["rules"]
     for r in results:
         assert rules[r["ruleIndex"]]["id"] == r["ruleId"]
