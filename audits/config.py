@@ -8,18 +8,17 @@ so a config file that carries one inline is refused outright.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from audits import kinds
 from audits.targets import Strict, TargetConfig
+from audits.vocabulary import DEFAULT_FRAMEWORKS, FRAMEWORKS
 
-FRAMEWORKS = ("soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high")
 Framework = Literal["soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high"]
-# The frameworks a report maps to when the config names none (also the Pulumi stacks' default).
-DEFAULT_FRAMEWORKS: tuple[Framework, ...] = ("soc2", "nist-800-53")
+assert get_args(Framework) == FRAMEWORKS, "audits.vocabulary.FRAMEWORKS and Framework must list the same names"
 
 # Keys that would hold a secret value if written inline.
 _INLINE_SECRET_KEYS = frozenset(
@@ -51,7 +50,7 @@ class Thresholds(Strict):
 
 
 def _default_frameworks() -> list[Framework]:
-    return list(DEFAULT_FRAMEWORKS)
+    return [cast(Framework, f) for f in DEFAULT_FRAMEWORKS]
 
 
 class AuditConfig(Strict):

@@ -8,7 +8,9 @@ opt-out, and `opt_outs()` names every one so components can put them in tags
 where reviewers and the auditor see them.
 
 This module imports no Pulumi or cloud SDK: it is plain data plus validation,
-so the stack-config parser, the components and the policy pack share it.
+so the stack-config parser, the components and the policy pack share it. The
+words it shares with the auditor (which environments are production, what a
+release tag is) come from `audits.vocabulary`, which both sides import.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, get_args
 
+from audits.vocabulary import is_production_environment, matches_release_tag
+
 ScanMode = Literal["scan_on_push", "continuous"]
 SCAN_MODES: tuple[str, ...] = get_args(ScanMode)
 
 # ECR's ImageTagMutabilityExclusionFilter pattern; other providers accept a subset.
 _EXCLUSION_RE = re.compile(r"^[0-9A-Za-z._*-]{1,128}$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-PROD_ENVIRONMENT = "prod"
 
 
 class BaselineError(ValueError):
@@ -108,8 +111,8 @@ class Baseline:
             # Mutable tags make the profile's exclusions moot; drop them
             # instead of refusing the combination the user did not write.
             coerced.setdefault("immutable_tag_exclusions", ())
-        baseline = replace(_PROFILES.get(env, _PROFILES["staging"]), **coerced)
-        if env == PROD_ENVIRONMENT and "replicate_to" not in coerced:
+        baseline = replace(_PROFILES[_profile_name(env)], **coerced)
+        if is_production_environment(env) and "replicate_to" not in coerced:
             raise BaselineError(
                 "replicate_to",
                 "prod needs one or more regions to replicate to (set [] to opt out explicitly)",
@@ -120,77 +123,18 @@ class Baseline:
 _FIELD_NAMES = tuple(f.name for f in fields(Baseline))
 
 
+def _profile_name(env: str) -> str:
+    """prod (any spelling the audit treats as production), dev, else staging."""
+    if is_production_environment(env):
+        return "prod"
+    return "dev" if env == "dev" else "staging"
+
+
 def tag_safe(value: str) -> str:
     """Make `value` a valid AWS/GCP-ish tag value: `*` becomes `...` (readable
     for wildcard filters), other disallowed characters become `_`, max 256."""
     value = value.replace("*", "...")
     return re.sub(r"[^\w .:/=+\-@]", "_", value)[:256]
-
-
-def matches_release_tag(pattern: str) -> bool:
-    """True when the wildcard `pattern` (`*` = any run of characters) matches
-    at least one release tag `1.2.3` or `v1.2.3`.
-
-    Exact, not sampled: walks the product of the glob's positions and a small
-    automaton for release tags, so `v*`, `*.3`, `1*` and `*` are caught while
-    `dev-*`, `sha-*` and `*-rc` are not.
-    """
-    alphabet = set(pattern.replace("*", "")) | {"0", "v", ".", "x"}
-    start = (0, 0)
-    seen = {start}
-    todo = [start]
-    while todo:
-        pos, state = todo.pop()
-        for p in _glob_closure(pattern, pos):
-            if p == len(pattern) and state in _RELEASE_ACCEPT:
-                return True
-        for ch in alphabet:
-            nxt_state = _release_step(state, ch)
-            if nxt_state is None:
-                continue
-            for p in _glob_closure(pattern, pos):
-                for q in _glob_step(pattern, p, ch):
-                    item = (q, nxt_state)
-                    if item not in seen:
-                        seen.add(item)
-                        todo.append(item)
-    return False
-
-
-# Release tag automaton: v? D+ . D+ . D+   (states 0..5; 5 accepts)
-_RELEASE_ACCEPT = frozenset({5})
-
-
-def _release_step(state: int, ch: str) -> int | None:
-    digit = ch.isdigit() and ch.isascii()
-    if state == 0:
-        return 6 if ch == "v" else (1 if digit else None)
-    if state == 6:  # after the optional `v`
-        return 1 if digit else None
-    if state in (1, 3):
-        return state if digit else (state + 1 if ch == "." else None)
-    if state in (2, 4):
-        return state + 1 if digit else None
-    if state == 5:
-        return 5 if digit else None
-    return None
-
-
-def _glob_closure(pattern: str, pos: int) -> list[int]:
-    """Positions reachable from `pos` by letting `*` match nothing."""
-    out = [pos]
-    while pos < len(pattern) and pattern[pos] == "*":
-        pos += 1
-        out.append(pos)
-    return out
-
-
-def _glob_step(pattern: str, pos: int, ch: str) -> list[int]:
-    if pos >= len(pattern):
-        return []
-    if pattern[pos] == "*":
-        return [pos]
-    return [pos + 1] if pattern[pos] == ch else []
 
 
 def _check_bool(baseline: Baseline, *names: str) -> None:

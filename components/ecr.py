@@ -24,6 +24,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from audits.collectors.ecr_facts import PULL_ACTIONS, PUSH_ACTIONS
 from components.baseline import Baseline, tag_safe
 
 # pulumi-aws 6.x has no `image_tag_mutability_exclusion_filters`; when a newer
@@ -33,18 +34,6 @@ SUPPORTS_TAG_EXCLUSIONS = (
     in inspect.signature(aws.ecr.Repository._internal_init).parameters
 )
 
-PULL_ACTIONS: tuple[str, ...] = (
-    "ecr:BatchCheckLayerAvailability",
-    "ecr:BatchGetImage",
-    "ecr:GetDownloadUrlForLayer",
-)
-PUSH_ACTIONS: tuple[str, ...] = (
-    "ecr:BatchCheckLayerAvailability",
-    "ecr:CompleteLayerUpload",
-    "ecr:InitiateLayerUpload",
-    "ecr:PutImage",
-    "ecr:UploadLayerPart",
-)
 REPLICATION_ACTIONS: tuple[str, ...] = ("ecr:CreateRepository", "ecr:ReplicateImage")
 SCAN_FREQUENCY = {"continuous": "CONTINUOUS_SCAN", "scan_on_push": "SCAN_ON_PUSH"}
 # Upstreams that ECR only caches with a Secrets Manager credential.

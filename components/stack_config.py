@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from audits.vocabulary import DEFAULT_FRAMEWORKS, FRAMEWORKS
 from components.baseline import Baseline, BaselineError
 from components.ecr import (
     EcrRegistryArgs,
@@ -29,7 +30,6 @@ _T = TypeVar("_T")
 
 NAMESPACE = "regguard"
 KINDS = ("ecr",)
-DEFAULT_FRAMEWORKS = ("soc2", "nist-800-53")
 # Settings that exist once per account/region; a repository cannot change them.
 REGISTRY_WIDE_FIELDS = frozenset({"scan_mode", "replicate_to"})
 
@@ -261,8 +261,6 @@ def _audit_target(spec: EcrRegistrySpec, region: str) -> dict[str, Any]:
 
 
 def _check_frameworks(frameworks: tuple[str, ...]) -> None:
-    from audits.config import FRAMEWORKS
-
     for i, fw in enumerate(frameworks):
         if fw not in FRAMEWORKS:
             raise StackConfigError(

@@ -50,6 +50,7 @@ from audits.collectors.ecr_facts import (
     encryption_setting,
     grants_anonymous_pull,
     immutability_setting,
+    replication_facts,
     scanning_facts,
     summarize_lifecycle,
 )
@@ -83,6 +84,7 @@ from audits.model import (
     utcnow,
 )
 from audits.rules.registry import RuleContext
+from audits.vocabulary import DEFAULT_FRAMEWORKS, is_production_environment
 
 KIND = "ecr"
 
@@ -115,11 +117,6 @@ DECLARED_STATE_RULES: tuple[str, ...] = (
     "RG-TAG-002",
 )
 
-# The frameworks a stack audits against when its config names none
-# (components.stack_config.DEFAULT_FRAMEWORKS); only RG-ENC-001's severity
-# depends on them, never whether it fails.
-DEFAULT_FRAMEWORKS: tuple[str, ...] = ("soc2", "nist-800-53")
-
 # Baseline fields whose explicit `regguard:opt-out:<field>` tag covers a
 # failure of the rule (see policy/README.md, "Opt-outs").
 # Only opt-outs that can make the rule fail are listed: `public` already
@@ -149,7 +146,6 @@ _UNKNOWN_SENTINELS = frozenset(
         "dd056dcd-154b-4c76-9bd3-c8f88648b5ff",
     }
 )
-_PROD_ENVIRONMENTS = frozenset({"prod", "production"})
 _AFTER_APPLY = "not known until apply (pulumi preview); judged again at `pulumi up`"
 _NOT_DECLARED = "cannot be seen in declared state (Pulumi resource inputs); the live audit checks it"
 _FACTS_NOT_DECLARED = (
@@ -253,11 +249,7 @@ class Location:
 
     @property
     def is_prod(self) -> bool:
-        return is_prod_environment(self.environment)
-
-
-def is_prod_environment(environment: str) -> bool:
-    return environment.lower() in _PROD_ENVIRONMENTS
+        return is_production_environment(self.environment)
 
 
 @dataclass(frozen=True)
@@ -367,11 +359,11 @@ def declare(
         facts[name] = Fact.not_observable(_NOT_DECLARED, source="declared", at=at)
     envs = {r.environment for r in repos.values()}
     label = envs.pop() if len(envs) == 1 else ("mixed" if envs else "")
-    prod_repos = tuple(sorted(n for n, r in repos.items() if is_prod_environment(r.environment)))
+    prod_repos = tuple(sorted(n for n, r in repos.items() if is_production_environment(r.environment)))
     context = RuleContext(
         environment=label or "unknown",
         frameworks=frameworks,
-        production_patterns=() if is_prod_environment(label) else prod_repos,
+        production_patterns=() if is_production_environment(label) else prod_repos,
         target_name=target,
         target_kind=KIND,
         now=at,
@@ -431,7 +423,7 @@ def _stack_environment(resources: Sequence[DeclaredResource]) -> str:
     any resource says prod (the strictest wins), else the one value they
     agree on, else "" (nothing tagged: unknown, treated as non-prod)."""
     envs = {r.tags[ENVIRONMENT_TAG] for r in resources if ENVIRONMENT_TAG in r.tags}
-    if any(is_prod_environment(e) for e in envs):
+    if any(is_production_environment(e) for e in envs):
         return "prod"
     return envs.pop() if len(envs) == 1 else ""
 
@@ -589,21 +581,11 @@ def _declares_key(repo: DeclaredResource, resources: Sequence[DeclaredResource])
 
 
 def _replication(resources: Sequence[DeclaredResource]) -> ReplicationFacts:
-    destinations: list[str] = []
-    notes: list[str] = []
+    rules: list[Mapping[str, Any]] = []
     for config in (r for r in resources if r.type == REPLICATION_CONFIGURATION):
         body = config.props.get("replicationConfiguration") or {}
-        for rule in _known(body, f"{config.name}: replicationConfiguration").get("rules") or []:
-            for dest in rule.get("destinations") or []:
-                destinations.append(f"{dest.get('registryId', '?')}/{dest.get('region', '?')}")
-            filters = [str(f.get("filter", "")) for f in rule.get("repositoryFilters") or []]
-            if filters:
-                notes.append(f"only repositories starting with {', '.join(filters)}")
-    return ReplicationFacts(
-        enabled=bool(destinations),
-        destinations=tuple(destinations),
-        detail="; ".join(notes) or ("all repositories" if destinations else "no replication configuration declared"),
-    )
+        rules += _known(body, f"{config.name}: replicationConfiguration").get("rules") or []
+    return replication_facts(rules, none_detail="no replication configuration declared")
 
 
 def _anchors(resources: Sequence[DeclaredResource]) -> dict[str, str]:

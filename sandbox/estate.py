@@ -27,7 +27,7 @@ from sandbox.pusher import OciPusher
 from sandbox.registry import RegistrySpec, RunningRegistry, start_registry
 from sandbox.signing import generate_key_pair, signature_for
 
-DEFAULT_FRAMEWORKS = ("soc2", "nist-800-53", "fedramp-moderate")
+DEMO_FRAMEWORKS = ("soc2", "nist-800-53", "fedramp-moderate")
 SANDBOX_BCRYPT_ROUNDS = 6
 """Distribution checks the bcrypt hash on every request; at the production cost (10)
 one request costs ~70 ms of CPU, which on a shared 2-core machine turns seeding and
@@ -103,7 +103,7 @@ class Estate(StopsOnExit):
         """The full `regguard.yaml` mapping for this estate (secrets by env var name only)."""
         config: dict[str, Any] = {
             "environment": environment,
-            "frameworks": list(DEFAULT_FRAMEWORKS),
+            "frameworks": list(DEMO_FRAMEWORKS),
             "trusted_keys": [str(self.trusted_key)],
             "history_dir": str(self.workdir / "history"),
             "targets": self.targets,

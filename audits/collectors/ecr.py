@@ -81,6 +81,7 @@ from audits.collectors.ecr_facts import (
     mask_key_id,
     push_grants,
     registry_host,
+    replication_facts,
     repository_reference,
     scanning_facts,
     signature_artifacts,
@@ -729,22 +730,7 @@ def _replication_fact(outcome: Outcome[Any]) -> Fact[ReplicationFacts]:
     if outcome.value is None:
         return Fact.error(outcome.error or "no answer", source=source)
     rules = outcome.value.get("replicationConfiguration", {}).get("rules", [])
-    destinations: list[str] = []
-    notes: list[str] = []
-    for rule in rules:
-        for dest in rule.get("destinations", []):
-            destinations.append(f"{dest.get('registryId', '?')}/{dest.get('region', '?')}")
-        filters = [f.get("filter", "") for f in rule.get("repositoryFilters", [])]
-        if filters:
-            notes.append(f"only repositories starting with {', '.join(filters)}")
-    return Fact.ok(
-        ReplicationFacts(
-            enabled=bool(destinations),
-            destinations=tuple(destinations),
-            detail="; ".join(notes) or ("all repositories" if destinations else "no replication rules"),
-        ),
-        source=source,
-    )
+    return Fact.ok(replication_facts(rules), source=source)
 
 
 # --------------------------------------------------------------------------

@@ -28,26 +28,29 @@ from typing import TYPE_CHECKING, Any
 from audits.model import (
     EncryptionSetting,
     ImmutabilitySetting,
+    ReplicationFacts,
     RepositoryFacts,
     ScanningFacts,
     SignatureFacts,
     TagFacts,
     VulnerabilityScan,
 )
+from audits.vocabulary import cosign_artifact
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr.type_defs import ImageDetailTypeDef, RepositoryTypeDef
 
     from audits.collectors import cosign
 
-PUSH_ACTIONS = (
-    "ecr:PutImage",
-    "ecr:InitiateLayerUpload",
-    "ecr:UploadLayerPart",
-    "ecr:CompleteLayerUpload",
-)
-
-PULL_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+# ECR's IAM actions, one vocabulary for what the components grant and what the
+# audit looks for. A statement "can pull" when it grants an action that reads
+# image content, and "can push" when it grants one that writes it;
+# BatchCheckLayerAvailability is needed for both but reveals or changes nothing.
+IMAGE_READ_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+IMAGE_WRITE_ACTIONS = ("ecr:CompleteLayerUpload", "ecr:InitiateLayerUpload", "ecr:PutImage", "ecr:UploadLayerPart")
+LAYER_CHECK_ACTION = "ecr:BatchCheckLayerAvailability"
+PULL_ACTIONS = (LAYER_CHECK_ACTION, *IMAGE_READ_ACTIONS)  # what a puller is granted
+PUSH_ACTIONS = (LAYER_CHECK_ACTION, *IMAGE_WRITE_ACTIONS)  # what a pusher is granted
 
 # Condition keys that narrow *who* (or from where) a statement applies to. A
 # condition on anything else (transport, time, user agent) leaves a `*` principal
@@ -76,9 +79,6 @@ _RESTRICTING_CONDITION_KEYS = frozenset(
 
 _RESTRICTING_CONDITION_PREFIXES = ("aws:principaltag/",)
 
-# cosign stores signatures, attestations and SBOMs under tags derived from the
-# subject digest; they are artifacts, not release tags.
-_COSIGN_ARTIFACT_TAG = re.compile(r"^sha256-([0-9a-f]{64})\.(sig|att|sbom)$")
 
 _SIGNATURE_ARTIFACT_TYPES = {
     "application/vnd.dev.cosign.artifact.sig.v1+json": "cosign",
@@ -147,9 +147,9 @@ def signature_artifacts(images: Iterable[ImageDetailTypeDef]) -> list[SignatureA
         if not digest:
             continue
         for tag in img.get("imageTags", []):
-            match = _COSIGN_ARTIFACT_TAG.match(tag)
-            if match and match.group(2) == "sig":
-                found.append(SignatureArtifact(tag, digest, f"sha256:{match.group(1)}"))
+            artifact = cosign_artifact(tag)
+            if artifact and artifact[1] == "sig":
+                found.append(SignatureArtifact(tag, digest, artifact[0]))
         subject = img.get("subjectManifestDigest")
         if subject and _SIGNATURE_ARTIFACT_TYPES.get(img.get("artifactMediaType", "")) == "cosign":
             found.append(SignatureArtifact(digest, digest, subject))
@@ -191,7 +191,7 @@ def build_repository_facts(
         scan = vulnerability_scan(img)
         pushed = img.get("imagePushedAt")
         for tag in image_tags:
-            if _COSIGN_ARTIFACT_TAG.match(tag):
+            if cosign_artifact(tag):  # cosign's signature/attestation/SBOM tags are not images
                 continue
             tags.append(
                 TagFacts(
@@ -389,7 +389,7 @@ def grants_anonymous_pull(policy: str | Mapping[str, Any]) -> bool:
     ECR still needs an AWS-signed token, but any AWS account would do."""
     allowed = denied = False
     for st in load_policy(policy):
-        if not (_everyone(st.get("Principal")) and _grants(st, PULL_ACTIONS)):
+        if not (_everyone(st.get("Principal")) and _grants(st, IMAGE_READ_ACTIONS)):
             continue
         effect = str(st.get("Effect", "")).lower()
         condition = st.get("Condition")
@@ -416,7 +416,7 @@ def grants_push(policy: str | Mapping[str, Any]) -> bool:
     """Whether an identity policy allows pushing to ECR. Conditions, Deny statements
     and permission boundaries are not evaluated: a key that *may* push is listed."""
     return any(
-        str(st.get("Effect", "")).lower() == "allow" and _grants(st, PUSH_ACTIONS) and _covers_ecr(st)
+        str(st.get("Effect", "")).lower() == "allow" and _grants(st, IMAGE_WRITE_ACTIONS) and _covers_ecr(st)
         for st in load_policy(policy)
     )
 
@@ -542,3 +542,24 @@ def trail_destination(trail: Mapping[str, Any]) -> str:
 def mask_key_id(key_id: str) -> str:
     """`AKIAIOSFODNN7EXAMPLE` -> `AKIA…MPLE`: enough to find the key, useless to use it."""
     return f"{key_id[:4]}…{key_id[-4:]}" if len(key_id) >= 8 else "…"
+
+
+def replication_facts(
+    rules: Iterable[Mapping[str, Any]], none_detail: str = "no replication rules"
+) -> ReplicationFacts:
+    """ECR's `replicationConfiguration.rules` (live from DescribeRegistry, or as a
+    Pulumi program declares them) as ReplicationFacts; repository filters are
+    kept in `detail` since they limit what survives a regional outage."""
+    destinations: list[str] = []
+    notes: list[str] = []
+    for rule in rules:
+        for dest in rule.get("destinations") or []:
+            destinations.append(f"{dest.get('registryId', '?')}/{dest.get('region', '?')}")
+        filters = [str(f.get("filter", "")) for f in rule.get("repositoryFilters") or []]
+        if filters:
+            notes.append(f"only repositories starting with {', '.join(filters)}")
+    return ReplicationFacts(
+        enabled=bool(destinations),
+        destinations=tuple(destinations),
+        detail="; ".join(notes) or ("all repositories" if destinations else none_detail),
+    )

@@ -30,6 +30,7 @@ from audits.rules.registry import (
     not_applicable,
     passed,
 )
+from audits.vocabulary import cosign_artifact
 
 # Kinds judged on image references / the client's docker config instead of a registry.
 IMAGE_REFS_KIND = "image-refs"
@@ -40,8 +41,6 @@ REGISTRY_KINDS = frozenset({REGISTRIES})
 # `v1.2.3`, `1.2.3`, `1.2`, with an optional pre-release/build suffix (`-rc.1`, `+build.5`).
 _SEMVER_RE = re.compile(r"^v?\d+\.\d+(\.\d+)?([-+][0-9A-Za-z][0-9A-Za-z.+-]*)?$")
 _DIGEST_TAG_RE = re.compile(r"^(sha256[-:])?[0-9a-f]{40,64}$")
-# cosign's tag scheme for signatures, attestations and SBOMs: `sha256-<hex>.sig`.
-_ARTIFACT_TAG_RE = re.compile(r"^sha256-[0-9a-f]{64}\.(sig|att|sbom)$")
 
 # Release tags a tag-immutability exclusion must never cover (checked with fnmatch,
 # besides the exact check for semver and the repository's own release tags).
@@ -95,7 +94,7 @@ def is_release_tag(tag: str) -> bool:
 
 def is_signature_artifact(tag: str) -> bool:
     """cosign signature/attestation/SBOM tags are artifacts, not images."""
-    return bool(_ARTIFACT_TAG_RE.match(tag))
+    return cosign_artifact(tag) is not None
 
 
 def image_tags(repo: RepositoryFacts) -> list[TagFacts]:

@@ -18,6 +18,7 @@ from typing import Any
 from audits import kinds as kind_table
 from audits.model import Fact, FactState, Severity, Status, TargetFacts, Verdict, utcnow
 from audits.model import Remediation as Remediation  # rule modules import it from here, beside RuleMeta
+from audits.vocabulary import is_production_environment
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class RuleContext:
 
     @property
     def is_prod_environment(self) -> bool:
-        return self.environment.lower() in {"prod", "production"}
+        return is_production_environment(self.environment)
 
     def is_prod(self, repository: str | None = None) -> bool:
         """Production if the environment is, or the repository matches a

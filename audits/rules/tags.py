@@ -41,7 +41,7 @@ from audits.rules.registry import (
     passed,
     rule,
 )
-from components.baseline import matches_release_tag
+from audits.vocabulary import matches_release_tag
 
 LATEST = "latest"
 

@@ -14,14 +14,10 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 from audits.engine import judge
 from audits.model import ENCRYPTION, RETENTION, TAG_IMMUTABILITY, FactState, Status
 from audits.rules.registry import catalog
-from components.stack_config import DEFAULT_FRAMEWORKS
 from policy.declared import (
     DECLARED_STATE_RULES,
     DeclaredResource,
     declare,
-)
-from policy.declared import (
-    DEFAULT_FRAMEWORKS as POLICY_FRAMEWORKS,
 )
 from policy.policies import UNMANAGED_POLICY, build_policies
 from tests.policy.conftest import ENVS, STACKS, Violation, replace_resources, validate_all, with_inputs
@@ -96,9 +92,6 @@ def test_two_policies_per_declared_rule_named_after_it() -> None:
         assert mandatory.description == advisory.description == rules[rule_id].meta.title
     assert by_name[UNMANAGED_POLICY].enforcement_level is EnforcementLevel.ADVISORY
 
-
-def test_frameworks_default_matches_stack_config() -> None:
-    assert POLICY_FRAMEWORKS == DEFAULT_FRAMEWORKS
 
 
 def test_no_ecr_repository_means_nothing_to_report() -> None:

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from components.baseline import Baseline, BaselineError, matches_release_tag, tag_safe
+from audits.vocabulary import matches_release_tag
+from components.baseline import Baseline, BaselineError, tag_safe
 
 PROD = {"replicate_to": ["us-west-2"]}
 

@@ -12,7 +12,7 @@ import pytest
 
 from audits.config import parse_config
 from audits.targets import EcrTarget
-from components.baseline import matches_release_tag
+from audits.vocabulary import matches_release_tag
 from tests.pulumi.mocks import ProgramRun, RegisteredResource
 
 ENVS = ("dev", "staging", "prod")
