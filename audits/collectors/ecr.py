@@ -13,15 +13,10 @@ What is read, and from where (every call counted into `TargetFacts.requests`):
   1000 images — plus, when trusted keys are configured and the repository holds cosign
   signatures, one `BatchGetImage` per 100 signature manifests.
 
-Signatures (cosign, key-based): the `sha256-<hex>.sig` tags and cosign referrer
-artifacts DescribeImages lists are read with BatchGetImage; each signature layer's
-payload is rebuilt exactly as cosign writes it for `<registry host>/<repo>@<digest>`
-(`audits.collectors.cosign`), used when its sha256 is the layer digest, and otherwise
-downloaded (`GetDownloadUrlForLayer` + GET of the pre-signed URL). Verification is
-against `options.trusted_keys`; without any, nothing is fetched and every signature
-stays unverified ("no trusted key configured"). A signature manifest that could not
-be read stays unverified (`verified=None`) with the reason; a payload that could not
-be read does not verify (`verified=False`).
+Signatures are read and verified by `audits.collectors.ecr_signatures` (one
+BatchGetImage per 100 signature manifests, only when trusted keys are configured),
+IAM push credentials by `audits.collectors.ecr_iam`, and every call goes through
+`audits.collectors.ecr_calls` (outcomes instead of exceptions, request counts).
 
 The normalization of those answers into facts (settings, policies, scans, signature
 artifacts, repository facts) is pure and lives in `audits.collectors.ecr_facts`, which
@@ -53,42 +48,37 @@ error after one short reachability check instead of ten adaptive retries per cal
 from __future__ import annotations
 
 import fnmatch
-import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 import httpx
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError
 
 from audits.collectors import cosign
 from audits.collectors.base import CollectOptions, RequestCounter
+from audits.collectors.ecr_calls import Outcome, attempt, count_requests, describe
 from audits.collectors.ecr_facts import (
-    SignatureArtifact,
-    as_utc,
     build_repository_facts,
     encryption_setting,
     grants_anonymous_pull,
     immutability_setting,
     management_events_logged,
-    mask_key_id,
-    push_grants,
     registry_host,
     replication_facts,
     repository_reference,
     scanning_facts,
-    signature_artifacts,
     summarize_lifecycle,
     trail_destination,
 )
-from audits.collectors.oci import describe_transport_error
+from audits.collectors.ecr_iam import credentials_fact
+from audits.collectors.ecr_signatures import LayerDownloader, SignatureReader
 from audits.model import (
     ADMIN_ACCOUNT,
     ANONYMOUS_ACCESS,
@@ -107,7 +97,6 @@ from audits.model import (
     TAG_IMMUTABILITY,
     TLS,
     AdminAccountFacts,
-    CredentialFacts,
     EncryptionFacts,
     EncryptionSetting,
     EndpointFacts,
@@ -135,17 +124,8 @@ T = TypeVar("T")
 
 KIND = "ecr"
 PAGE_SIZE = 1000  # the maximum DescribeRepositories / DescribeImages accept
-BATCH_GET_IMAGE_LIMIT = 100  # the most imageIds one BatchGetImage accepts
-MAX_PAYLOAD_BYTES = 1 << 20  # a simple-signing payload is a few hundred bytes
-SIGNATURE_MANIFEST_TYPES = (
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-)
-_SHA256_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-
 
 _MANAGED_ENDPOINT = "AWS-managed HTTPS endpoint; set probe_endpoint: true to probe it"
-_AKIA = re.compile(r"\b(A[KS]IA|ASIA)[A-Z0-9]{12}([A-Z0-9]{4})\b")
 
 
 # --------------------------------------------------------------------------
@@ -185,12 +165,12 @@ def collect(target: EcrTarget, options: CollectOptions) -> TargetFacts:
     try:
         clients = make_clients(target, options)
     except (BotoCoreError, ValueError) as exc:
-        detail = f"cannot create AWS clients: {_describe(exc)}"
+        detail = f"cannot create AWS clients: {describe(exc)}"
         return _all_errors(target, detail, "boto3.Session", started, counter)
     try:
         return collect_with_clients(target, options, clients, counter=counter, started=started)
     except Exception as exc:  # a collector bug must become error facts, never a crash or a pass
-        detail = f"ECR collector failed: {type(exc).__name__}: {_describe(exc)}"
+        detail = f"ECR collector failed: {type(exc).__name__}: {describe(exc)}"
         return _all_errors(target, detail, "ecr", started, counter)
 
 
@@ -240,7 +220,7 @@ def collect_with_clients(
     ):
         count_requests(client, prefix, counter)
 
-    registry = _attempt(lambda: clients.probe.describe_registry())
+    registry = attempt(lambda: clients.probe.describe_registry())
     if isinstance(registry.error_exc, BotoCoreError):
         detail = f"ECR endpoint unreachable: {registry.error}"
         return _all_errors(target, detail, "ecr:DescribeRegistry", started, counter)
@@ -257,11 +237,11 @@ def collect_with_clients(
         reader = SignatureReader(clients.ecr, ring, downloader)
     unverified = None if ring.configured else "no trusted key configured"
 
-    listed = _attempt(lambda: list_repositories(clients.ecr))
+    listed = attempt(lambda: list_repositories(clients.ecr))
     with ThreadPoolExecutor(max_workers=max(options.concurrency, 1)) as pool:
-        scanning_future = pool.submit(_attempt, lambda: clients.ecr.get_registry_scanning_configuration())
+        scanning_future = pool.submit(attempt, lambda: clients.ecr.get_registry_scanning_configuration())
         logging_future = pool.submit(_logging_fact, clients.cloudtrail, target.region)
-        credentials_future = pool.submit(_credentials_fact, clients.iam)
+        credentials_future = pool.submit(credentials_fact, clients.iam)
         if listed.value is None:
             error: Fact[Any] = Fact.error(listed.error or "no answer", source="ecr:DescribeRepositories")
             for name in (REPOSITORIES, TAG_IMMUTABILITY, ENCRYPTION, RETENTION, SCANNING):
@@ -282,62 +262,6 @@ def collect_with_clients(
         finished_at=utcnow(),
         requests=counter.total,
     )
-
-
-# --------------------------------------------------------------------------
-# Request counting and error capture
-# --------------------------------------------------------------------------
-
-
-def count_requests(client: Any, prefix: str, counter: RequestCounter) -> None:
-    """Count each API call (`before-call`) and each retry it needed (`after-call`
-    reads `RetryAttempts`) under `"<prefix>:<Operation>"`. Registered first so a
-    Stubber's short-circuit cannot hide a call."""
-
-    def before_call(model: Any, **_: Any) -> None:
-        counter.add(f"{prefix}:{model.name}")
-
-    def after_call(model: Any, parsed: Mapping[str, Any], **_: Any) -> None:
-        retries = int(parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0)
-        if retries:
-            counter.add(f"{prefix}:{model.name} (retry)", retries)
-
-    client.meta.events.register_first("before-call.*.*", before_call)
-    client.meta.events.register_first("after-call.*.*", after_call)
-
-
-@dataclass(frozen=True)
-class Outcome(Generic[T]):
-    """The value of one API interaction, or why there is none. `error_code` is
-    the AWS error code (`LifecyclePolicyNotFoundException`) when AWS answered."""
-
-    value: T | None = None
-    error: str | None = None
-    error_code: str | None = None
-    error_exc: BaseException | None = field(default=None, repr=False, compare=False)
-
-
-def _attempt(fn: Callable[[], T]) -> Outcome[T]:
-    try:
-        return Outcome(value=fn())
-    except ClientError as exc:
-        return Outcome(error=_describe(exc), error_code=_error_code(exc), error_exc=exc)
-    except BotoCoreError as exc:
-        return Outcome(error=_describe(exc), error_exc=exc)
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "") or "")
-
-
-def _describe(exc: BaseException) -> str:
-    """A one-line reason with any access key id masked (AWS messages can name one)."""
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        text = f"{err.get('Code', 'Error')}: {err.get('Message', '')}".rstrip(": ")
-    else:
-        text = str(exc) or type(exc).__name__
-    return _AKIA.sub(lambda m: mask_key_id(m.group(0)), text)
 
 
 # --------------------------------------------------------------------------
@@ -468,12 +392,12 @@ def fetch_repository_detail(
     """Three calls for a repository, plus BatchGetImage (one per 100 signature
     artifacts) when `reader` verifies signatures and the repository has some.
     `reference` is the repository's docker reference (`<registry host>/<name>`)."""
-    images = _attempt(lambda: list_images(ecr, name))
+    images = attempt(lambda: list_images(ecr, name))
     detail = RepositoryDetail(
         name=name,
         images=images,
-        lifecycle=_attempt(lambda: ecr.get_lifecycle_policy(repositoryName=name).get("lifecyclePolicyText", "")),
-        policy=_attempt(lambda: ecr.get_repository_policy(repositoryName=name).get("policyText", "")),
+        lifecycle=attempt(lambda: ecr.get_lifecycle_policy(repositoryName=name).get("lifecyclePolicyText", "")),
+        policy=attempt(lambda: ecr.get_repository_policy(repositoryName=name).get("policyText", "")),
     )
     if reader is None or not images.value:
         return detail
@@ -495,143 +419,6 @@ def _repository_details(
         out[detail.name] = detail
         options.report("ecr repositories", done, len(refs))
     return out
-
-
-# --------------------------------------------------------------------------
-# Signature verification (cosign, key-based)
-# --------------------------------------------------------------------------
-
-
-LayerFetcher = Callable[[str, str], bytes]
-"""(repository, layer digest) -> the blob's bytes; raises `PayloadUnavailable`."""
-
-
-class PayloadUnavailable(Exception):
-    """A signature payload blob could not be read; the message is safe to show."""
-
-
-class SignatureReader:
-    """Reads and verifies a repository's cosign signatures.
-
-    One BatchGetImage per repository (per 100 signature manifests) returns the
-    signature manifests; each signature layer's payload is reconstructed as cosign
-    writes it for `<registry host>/<repo>@<digest>` and used when its sha256 is the
-    layer digest, so no blob is downloaded. A payload that is not the canonical one
-    (a different docker reference, annotations) is fetched with `fetch_layer`
-    (GetDownloadUrlForLayer + GET) and verified as stored."""
-
-    def __init__(self, ecr: ECRClient, ring: cosign.KeyRing, fetch_layer: LayerFetcher) -> None:
-        self._ecr = ecr
-        self._ring = ring
-        self._fetch_layer = fetch_layer
-
-    def read(
-        self, repository: str, reference: str, images: Sequence[ImageDetailTypeDef]
-    ) -> dict[str, tuple[cosign.Verification, ...]]:
-        artifacts = signature_artifacts(images)
-        manifests = self._manifests(repository, sorted({a.image_digest for a in artifacts}))
-        out: dict[str, tuple[cosign.Verification, ...]] = {}
-        for artifact in artifacts:
-            manifest = manifests.get(artifact.image_digest)
-            if isinstance(manifest, str):  # why it could not be read
-                out[artifact.reference] = (cosign.Verification(None, error=f"signature manifest not read: {manifest}"),)
-                continue
-            layers = cosign.signature_layers(manifest or {})
-            out[artifact.reference] = tuple(self._verify(repository, reference, artifact, layer) for layer in layers)
-        return out
-
-    def _manifests(self, repository: str, digests: Sequence[str]) -> dict[str, dict[str, Any] | str]:
-        """Signature manifests by digest; a string says why one could not be read."""
-        out: dict[str, dict[str, Any] | str] = {}
-        for start in range(0, len(digests), BATCH_GET_IMAGE_LIMIT):
-            chunk = digests[start : start + BATCH_GET_IMAGE_LIMIT]
-            answer = _attempt(
-                partial(
-                    self._ecr.batch_get_image,
-                    repositoryName=repository,
-                    imageIds=[{"imageDigest": d} for d in chunk],
-                    acceptedMediaTypes=list(SIGNATURE_MANIFEST_TYPES),
-                )
-            )
-            if answer.value is None:
-                out.update({d: f"BatchGetImage: {answer.error}" for d in chunk})
-                continue
-            for failure in answer.value.get("failures", []):
-                digest = failure.get("imageId", {}).get("imageDigest", "")
-                reason = f"{failure.get('failureCode', 'failure')}: {failure.get('failureReason', '')}".rstrip(": ")
-                out[digest] = f"BatchGetImage: {reason}"
-            for image in answer.value.get("images", []):
-                out[image.get("imageId", {}).get("imageDigest", "")] = _parse_manifest(image.get("imageManifest", ""))
-            for digest in chunk:
-                out.setdefault(digest, "BatchGetImage: image missing from the answer")
-        return out
-
-    def _verify(
-        self, repository: str, reference: str, artifact: SignatureArtifact, layer: Mapping[str, Any]
-    ) -> cosign.Verification:
-        signature = layer["annotations"][cosign.SIGNATURE_ANNOTATION]
-        layer_digest = layer.get("digest")
-        if not isinstance(layer_digest, str) or not _SHA256_DIGEST.match(layer_digest):
-            return cosign.Verification(False, error="signature layer has no valid sha256 digest")
-        payload = cosign.canonical_payload(reference, artifact.subject)
-        if cosign.sha256_digest(payload) != layer_digest:
-            try:
-                payload = self._fetch_layer(repository, layer_digest)
-            except PayloadUnavailable as exc:
-                return cosign.Verification(False, error=f"payload not reconstructable and not downloadable: {exc}")
-        return cosign.verify(payload, signature, artifact.subject, self._ring)
-
-
-def _parse_manifest(text: str) -> dict[str, Any] | str:
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        return "signature manifest is not valid JSON"
-    return parsed if isinstance(parsed, dict) else "signature manifest is not a JSON object"
-
-
-class LayerDownloader:
-    """GetDownloadUrlForLayer, then GET the pre-signed URL; the bytes must hash to
-    the digest. The URL carries a signature in its query string, so it never
-    appears in an error; the GET is counted as `s3:GET layer`."""
-
-    def __init__(
-        self,
-        ecr: ECRClient,
-        counter: RequestCounter,
-        timeout: float,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self._ecr = ecr
-        self._counter = counter
-        self._timeout = timeout
-        self._transport = transport
-
-    def __call__(self, repository: str, digest: str) -> bytes:
-        answer = _attempt(lambda: self._ecr.get_download_url_for_layer(repositoryName=repository, layerDigest=digest))
-        url = answer.value.get("downloadUrl") if answer.value is not None else None
-        if not url:
-            raise PayloadUnavailable(f"GetDownloadUrlForLayer: {answer.error or 'no download URL'}")
-        self._counter.add("s3:GET layer")
-        body = self._get(url)
-        if cosign.sha256_digest(body) != digest:
-            raise PayloadUnavailable(f"downloaded layer does not match {digest}")
-        return body
-
-    def _get(self, url: str) -> bytes:
-        client = httpx.Client(transport=self._transport, timeout=self._timeout, follow_redirects=False)
-        try:
-            with client, client.stream("GET", url) as response:
-                if response.status_code != 200:
-                    raise PayloadUnavailable(f"layer download answered HTTP {response.status_code}")
-                body = b""
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_PAYLOAD_BYTES:
-                        raise PayloadUnavailable(f"layer is larger than {MAX_PAYLOAD_BYTES} bytes")
-                return body
-        except httpx.HTTPError as exc:
-            raise PayloadUnavailable(f"layer download failed: {describe_transport_error(exc, self._timeout)}") from None
 
 
 def _selected(name: str, target: EcrTarget) -> bool:
@@ -740,7 +527,7 @@ def _replication_fact(outcome: Outcome[Any]) -> Fact[ReplicationFacts]:
 
 def _logging_fact(cloudtrail: CloudTrailClient, region: str) -> Fact[LoggingFacts]:
     source = "cloudtrail:DescribeTrails"
-    listed = _attempt(lambda: cloudtrail.describe_trails(includeShadowTrails=True))
+    listed = attempt(lambda: cloudtrail.describe_trails(includeShadowTrails=True))
     if listed.value is None:
         return Fact.error(listed.error or "no answer", source=source)
     trails = [
@@ -752,10 +539,10 @@ def _logging_fact(cloudtrail: CloudTrailClient, region: str) -> Fact[LoggingFact
     errors: list[str] = []
     for trail in trails:
         arn = trail.get("TrailARN", trail.get("Name", ""))
-        status: Outcome[Any] = _attempt(partial(cloudtrail.get_trail_status, Name=arn))
+        status: Outcome[Any] = attempt(partial(cloudtrail.get_trail_status, Name=arn))
         selectors: Outcome[Any] = Outcome(value=None)
         if trail.get("HasCustomEventSelectors"):
-            selectors = _attempt(partial(cloudtrail.get_event_selectors, TrailName=arn))
+            selectors = attempt(partial(cloudtrail.get_event_selectors, TrailName=arn))
         if status.value is None or selectors.error is not None:
             errors.append(f"{trail.get('Name')}: {status.error or selectors.error}")
             continue
@@ -772,85 +559,3 @@ def _logging_fact(cloudtrail: CloudTrailClient, region: str) -> Fact[LoggingFact
     return Fact.ok(LoggingFacts(False, None, "; ".join(notes)), source="cloudtrail:GetTrailStatus")
 
 
-# --------------------------------------------------------------------------
-# IAM: users whose access keys can push
-# --------------------------------------------------------------------------
-
-
-@dataclass
-class _IamInventory:
-    users: list[Mapping[str, Any]] = field(default_factory=list)
-    groups: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    policies: dict[str, Any] = field(default_factory=dict)  # ARN -> default version document
-
-
-def _iam_inventory(iam: IAMClient) -> _IamInventory:
-    """Users, groups and customer managed policies in one paginated call
-    (GetAccountAuthorizationDetails), instead of five calls per user."""
-    inv = _IamInventory()
-    paginator = iam.get_paginator("get_account_authorization_details")
-    for page in paginator.paginate(Filter=["User", "Group", "LocalManagedPolicy"]):
-        inv.users.extend(page.get("UserDetailList", []))
-        for group in page.get("GroupDetailList", []):
-            inv.groups[group.get("GroupName", "")] = group
-        for policy in page.get("Policies", []):
-            for version in policy.get("PolicyVersionList", []):
-                if version.get("IsDefaultVersion"):
-                    inv.policies[policy.get("Arn", "")] = version.get("Document", {})
-    return inv
-
-
-class _PolicyResolver:
-    """Managed policy documents by ARN: customer policies from the inventory,
-    AWS managed ones fetched once each (GetPolicy + GetPolicyVersion) and cached."""
-
-    def __init__(self, iam: IAMClient, known: Mapping[str, Any]) -> None:
-        self._iam = iam
-        self._docs: dict[str, Any] = dict(known)
-
-    def document(self, arn: str) -> Any:
-        if arn not in self._docs:
-            policy = self._iam.get_policy(PolicyArn=arn)["Policy"]
-            version = self._iam.get_policy_version(PolicyArn=arn, VersionId=policy.get("DefaultVersionId", "v1"))
-            self._docs[arn] = version["PolicyVersion"].get("Document", {})
-        return self._docs[arn]
-
-
-def _active_keys(iam: IAMClient, user: str) -> list[Mapping[str, Any]]:
-    keys: list[Mapping[str, Any]] = []
-    for page in iam.get_paginator("list_access_keys").paginate(UserName=user):
-        keys.extend(k for k in page.get("AccessKeyMetadata", []) if k.get("Status") == "Active")
-    return keys
-
-
-def _credentials_fact(iam: IAMClient) -> Fact[tuple[CredentialFacts, ...]]:
-    source = "iam:GetAccountAuthorizationDetails"
-    inventory = _attempt(lambda: _iam_inventory(iam))
-    if inventory.value is None:
-        return Fact.error(inventory.error or "no answer", source=source)
-    inv = inventory.value
-    resolver = _PolicyResolver(iam, inv.policies)
-
-    def collect_keys() -> tuple[CredentialFacts, ...]:
-        out: list[CredentialFacts] = []
-        for user in inv.users:
-            name = str(user.get("UserName", ""))
-            grants = push_grants(user, inv.groups, resolver.document)
-            if not grants:
-                continue
-            for key in _active_keys(iam, name):
-                out.append(
-                    CredentialFacts(
-                        id=mask_key_id(str(key.get("AccessKeyId", ""))),
-                        kind="iam-access-key",
-                        created_at=as_utc(key.get("CreateDate")),
-                        can_push=True,
-                        detail=f"IAM user {name}; ECR push via {', '.join(grants)}",
-                    )
-                )
-        return tuple(out)
-
-    keys = _attempt(collect_keys)
-    if keys.value is None:
-        return Fact.error(keys.error or "no answer", source="iam:ListAccessKeys")
-    return Fact.ok(keys.value, source=source)

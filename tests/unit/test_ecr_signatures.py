@@ -16,7 +16,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from audits.collectors import cosign, ecr, ecr_facts
+from audits.collectors import cosign, ecr, ecr_facts, ecr_signatures
 from audits.collectors.base import CollectOptions, RequestCounter
 from audits.model import REPOSITORIES, RepositoryFacts
 from audits.targets import EcrTarget
@@ -66,17 +66,17 @@ def batch_params(digests: list[str]) -> dict[str, Any]:
     return {
         "repositoryName": REPO,
         "imageIds": [{"imageDigest": d} for d in sorted(digests)],
-        "acceptedMediaTypes": list(ecr.SIGNATURE_MANIFEST_TYPES),
+        "acceptedMediaTypes": list(ecr_signatures.SIGNATURE_MANIFEST_TYPES),
     }
 
 
 def make_reader(
     client: Any, trusted: list[Path], transport: httpx.BaseTransport | None = None
-) -> tuple[ecr.SignatureReader, RequestCounter]:
+) -> tuple[ecr_signatures.SignatureReader, RequestCounter]:
     counter = RequestCounter()
     ecr.count_requests(client, "ecr", counter)
-    downloader = ecr.LayerDownloader(client, counter, timeout=2, transport=transport)
-    return ecr.SignatureReader(client, cosign.load_keys(trusted), downloader), counter
+    downloader = ecr_signatures.LayerDownloader(client, counter, timeout=2, transport=transport)
+    return ecr_signatures.SignatureReader(client, cosign.load_keys(trusted), downloader), counter
 
 
 def ecr_client() -> Any:
