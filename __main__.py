@@ -15,24 +15,30 @@ from typing import Any
 import pulumi
 
 from audits.config import ConfigError, parse_config
-from components.ecr import EcrRegistry, EcrRepository
 from components.stack_config import NAMESPACE, StackConfig, StackConfigError, parse_stack_config
 
 
 def read_stack_config() -> StackConfig:
-    """Read `regguard:*` and `aws:region` and validate them; a problem
-    becomes a `pulumi.RunError` (shown without a traceback)."""
+    """Read `regguard:*` (and, through `provider`, the provider settings a
+    kind needs, such as `aws:region`) and validate them; a problem becomes a
+    `pulumi.RunError` (shown without a traceback)."""
     cfg = pulumi.Config(NAMESPACE)
     try:
         return parse_stack_config(
             environment=cfg.get("environment"),
-            region=pulumi.Config("aws").get("region"),
+            provider=_provider_value,
             registries=_object(cfg, "registries"),
             use_cases=_object(cfg, "use_cases"),
             frameworks=_object(cfg, "frameworks"),
         )
     except StackConfigError as exc:
         raise pulumi.RunError(str(exc)) from None
+
+
+def _provider_value(key: str) -> str | None:
+    """`aws:region` -> pulumi.Config("aws").get("region")."""
+    namespace, _, name = key.partition(":")
+    return pulumi.Config(namespace).get(name)
 
 
 def _object(cfg: pulumi.Config, key: str) -> Any:
@@ -47,16 +53,11 @@ def _object(cfg: pulumi.Config, key: str) -> Any:
 
 
 def build(stack: StackConfig) -> dict[str, Any]:
-    """Declare the components for `stack`; return the repository URLs by name."""
+    """Declare every registry's components (each kind's spec knows its own);
+    return the repository URLs by name."""
     urls: dict[str, Any] = {}
     for spec in stack.registries:
-        registry = EcrRegistry(spec.name, spec.registry)
-        for repo in spec.repositories:
-            resource_name = f"{spec.name}-{repo.name.replace('/', '-')}"
-            component = EcrRepository(
-                resource_name, repo, pulumi.ResourceOptions(depends_on=[registry])
-            )
-            urls[repo.name] = component.repository_url
+        urls.update(spec.declare())
     return urls
 
 

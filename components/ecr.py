@@ -10,6 +10,10 @@ Policy documents are built by pure functions below so tests and the policy
 pack can check them without the Pulumi engine. Every child resource is
 declared at the top level of `__init__` (never inside `.apply()`), so all of
 them appear in `pulumi preview`.
+
+It is also ECR's provisioner in the kind table: `parse_registry` reads a
+`kind: ecr` entry of the stack's `regguard:registries`, and the spec it
+returns declares the components and the `auditConfig` target.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import pulumi
 import pulumi_aws as aws
 
 from audits.collectors.ecr_facts import PULL_ACTIONS, PUSH_ACTIONS
+from components import stack_config as sc
 from components.baseline import Baseline, tag_safe
+from components.stack_config import StackConfigError, StackContext
 
 # pulumi-aws 6.x has no `image_tag_mutability_exclusion_filters`; when a newer
 # SDK has it, IMMUTABLE_WITH_EXCLUSION is used automatically.
@@ -425,3 +431,156 @@ def _tag_mutability(baseline: Baseline) -> tuple[str, dict[str, Any]]:
         ]
         return "IMMUTABLE_WITH_EXCLUSION", {"image_tag_mutability_exclusion_filters": filters}
     return "IMMUTABLE", {}
+
+
+# --------------------------------------------------------------------- stack config (the kind table's provisioner)
+
+# Settings that exist once per account/region; a repository cannot change them.
+REGISTRY_WIDE_FIELDS = frozenset({"scan_mode", "replicate_to"})
+_REGISTRY_KEYS = frozenset(
+    {
+        "name",
+        "kind",
+        "baseline",
+        "account_id",
+        "replication_source_accounts",
+        "pull_through_caches",
+        "pull_principals",
+        "push_principals",
+        "tags",
+        "repositories",
+    }
+)
+_REPOSITORY_KEYS = frozenset({"name", "baseline", "pull_principals", "push_principals", "kms_key_arn", "tags"})
+_CACHE_KEYS = frozenset({"ecr_repository_prefix", "upstream_registry_url", "credential_arn"})
+
+
+@dataclass(frozen=True)
+class EcrRegistrySpec:
+    """One `kind: ecr` entry of `regguard:registries`: the registry-wide args,
+    its repositories, and the region the stack's AWS provider targets."""
+
+    name: str
+    region: str
+    registry: EcrRegistryArgs
+    repositories: tuple[EcrRepositoryArgs, ...]
+
+    def declare(self) -> dict[str, Any]:
+        """The EcrRegistry and one EcrRepository per repository; their URLs by repository name."""
+        registry = EcrRegistry(self.name, self.registry)
+        urls: dict[str, Any] = {}
+        for repo in self.repositories:
+            resource_name = f"{self.name}-{repo.name.replace('/', '-')}"
+            component = EcrRepository(resource_name, repo, pulumi.ResourceOptions(depends_on=[registry]))
+            urls[repo.name] = component.repository_url
+        return urls
+
+    def audit_targets(self) -> list[dict[str, Any]]:
+        target: dict[str, Any] = {
+            "name": self.name,
+            "kind": "ecr",
+            "region": self.region,
+            "repositories": [r.name for r in self.repositories],
+        }
+        public = [r.name for r in self.repositories if r.baseline.public]
+        if public:
+            target["public_repositories"] = public
+        return [target]
+
+
+def parse_registry(raw: Any, stack: StackContext, where: str, earlier: Sequence[Any] = ()) -> EcrRegistrySpec:
+    """A `kind: ecr` entry -> its spec. An account/region has exactly one
+    registry, so a stack holds at most one ecr entry (`earlier`: the specs
+    parsed before this one)."""
+    entry = sc.mapping(raw, where, _REGISTRY_KEYS)
+    name = sc.require_str(entry.get("name"), f"{where}.name")
+    if not re.match(sc.TARGET_NAME_PATTERN, name):
+        raise StackConfigError(f"{where}.name: letters, digits, '.', '_' and '-' only")
+    region = stack.provider_value("aws:region")
+    overrides = sc.mapping(entry.get("baseline", {}), f"{where}.baseline", None)
+    baseline = sc.baseline_for(stack.environment, overrides, f"{where}.baseline")
+    caches = tuple(
+        _cache(c, f"{where}.pull_through_caches[{i}]")
+        for i, c in enumerate(sc.as_list(entry.get("pull_through_caches"), f"{where}.pull_through_caches"))
+    )
+    registry = sc.build(
+        where,
+        lambda: EcrRegistryArgs(
+            baseline=baseline,
+            region=region,
+            account_id=sc.opt_str(entry.get("account_id"), f"{where}.account_id"),
+            replication_source_accounts=sc.str_list(
+                entry.get("replication_source_accounts"), f"{where}.replication_source_accounts", default=()
+            ),
+            pull_through_caches=caches,
+        ),
+    )
+    defaults = {
+        "pull_principals": _principals(entry, "pull_principals", where, allow_star=baseline.public),
+        "push_principals": _principals(entry, "push_principals", where, allow_star=False),
+        "tags": sc.tags_mapping(entry.get("tags"), f"{where}.tags"),
+    }
+    repos_raw = entry.get("repositories")
+    if not isinstance(repos_raw, list) or not repos_raw:
+        raise StackConfigError(f"{where}.repositories: expected a non-empty list of repositories")
+    repositories = tuple(
+        _parse_repository(item, stack.environment, overrides, defaults, f"{where}.repositories[{i}]")
+        for i, item in enumerate(repos_raw)
+    )
+    sc.check_unique([r.name for r in repositories], f"{where}.repositories", "name")
+    if any(isinstance(spec, EcrRegistrySpec) for spec in earlier):
+        raise StackConfigError(
+            f"{where}: one ecr registry per stack "
+            "(an account/region has exactly one registry); use another stack for another region"
+        )
+    return EcrRegistrySpec(name, region, registry, repositories)
+
+
+def _parse_repository(
+    raw: Any, env: str, registry_overrides: Mapping[str, Any], defaults: Mapping[str, Any], where: str
+) -> EcrRepositoryArgs:
+    """A repository is a name, or a mapping that adds principals, tags and
+    repository-level baseline overrides on top of the registry's."""
+    entry = {"name": raw} if isinstance(raw, str) else sc.mapping(raw, where, _REPOSITORY_KEYS)
+    name = sc.require_str(entry.get("name"), f"{where}.name")
+    own = sc.mapping(entry.get("baseline", {}), f"{where}.baseline", None)
+    for key in own:
+        if key in REGISTRY_WIDE_FIELDS:
+            raise StackConfigError(f"{where}.baseline.{key}: registry-wide setting; set it on the registry")
+    baseline = sc.baseline_for(env, {**registry_overrides, **own}, f"{where}.baseline")
+    own_pull = _principals(entry, "pull_principals", where, allow_star=baseline.public)
+    own_push = _principals(entry, "push_principals", where, allow_star=False)
+    pull = defaults["pull_principals"] + own_pull
+    push = defaults["push_principals"] + own_push
+    tags = {**defaults["tags"], **sc.tags_mapping(entry.get("tags"), f"{where}.tags")}
+    return sc.build(
+        where,
+        lambda: EcrRepositoryArgs(
+            name=name,
+            baseline=baseline,
+            environment=env,
+            pull_principals=tuple(dict.fromkeys(pull)),
+            push_principals=tuple(dict.fromkeys(push)),
+            kms_key_arn=sc.opt_str(entry.get("kms_key_arn"), f"{where}.kms_key_arn"),
+            tags=tags,
+        ),
+    )
+
+
+def _principals(entry: Mapping[str, Any], key: str, where: str, *, allow_star: bool) -> tuple[str, ...]:
+    """Check principals where they are written, so the error names that key."""
+    found = sc.str_list(entry.get(key), f"{where}.{key}", default=())
+    sc.build(where, lambda: check_principals(key, found, allow_star=allow_star))
+    return found
+
+
+def _cache(raw: Any, where: str) -> PullThroughCache:
+    entry = sc.mapping(raw, where, _CACHE_KEYS)
+    return sc.build(
+        where,
+        lambda: PullThroughCache(
+            ecr_repository_prefix=sc.require_str(entry.get("ecr_repository_prefix"), f"{where}.ecr_repository_prefix"),
+            upstream_registry_url=sc.require_str(entry.get("upstream_registry_url"), f"{where}.upstream_registry_url"),
+            credential_arn=sc.opt_str(entry.get("credential_arn"), f"{where}.credential_arn"),
+        ),
+    )

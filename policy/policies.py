@@ -1,11 +1,12 @@
-"""The CrossGuard policies: the rule catalog applied to a stack's declared ECR
-resources at `pulumi preview` / `pulumi up`.
+"""The CrossGuard policies: the rule catalog applied to a stack's declared
+resources at `pulumi preview` / `pulumi up`, for every kind whose declarer the
+kind table names (today `policy.declared_ecr`).
 
 Importing this module builds nothing and starts nothing; `build_policies()`
 returns plain `StackValidationPolicy` objects and only `policy/__main__.py`
 hands them to `PolicyPack` (which starts the analyzer's gRPC server).
 
-Per rule of `DECLARED_STATE_RULES` there are two policies, because one
+Per rule some declarer lists in its `DECLARED_STATE_RULES` there are two policies, because one
 policy has one enforcement level and the level depends on the environment
 of the resource a finding is about (its `regguard:environment` tag, which
 our components write on every taggable resource; see policy/README.md):
@@ -15,14 +16,15 @@ our components write on every taggable resource; see policy/README.md):
   and production findings covered by an explicit `regguard:opt-out:*` tag.
 
 Both build the same facts and run `audits.engine.judge` with just that rule,
-so the pack cannot disagree with the live audit. `regguard-unmanaged-ecr`
-(advisory) lists ECR resources that were not created through a regguard
-component.
+so the pack cannot disagree with the live audit. `regguard-unmanaged-<kind>`
+(advisory, e.g. `regguard-unmanaged-ecr`) lists that kind's resources that
+were not created through a regguard component.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -37,19 +39,11 @@ from audits import kinds
 from audits.engine import judge
 from audits.model import Finding, Severity, Status
 from audits.rules.registry import Rule, RuleMeta, catalog
-from policy.declared import (
-    DECLARED_STATE_RULES,
-    ECR_TYPE_PREFIX,
-    MANAGED_TAG,
-    DeclaredResource,
-    Location,
-    declare,
-    from_policy_resources,
-    is_managed,
-)
+from policy.declared import MANAGED_TAG, DeclaredResource, Location, from_policy_resources, is_managed
 
 ADVISORY_SUFFIX = "-advisory"
-UNMANAGED_POLICY = "regguard-unmanaged-ecr"
+UNMANAGED_PREFIX = "regguard-unmanaged-"
+UNMANAGED_POLICY = f"{UNMANAGED_PREFIX}ecr"
 # The findings a preview must show: a failure, or a rule that could not judge.
 REPORTED = frozenset({Status.FAIL, Status.ERROR})
 
@@ -86,20 +80,34 @@ def violation_message(finding: Finding) -> str:
     return f"{finding.rule}: {finding.message} ({finding.resource})"
 
 
+def declarers() -> dict[str, Any]:
+    """kind -> its declarer module (from the kind table), imported now."""
+    return {k.name: kinds.load(str(k.declarer)) for k in kinds.with_declarer()}
+
+
+def declared_state_rules() -> tuple[str, ...]:
+    """Every rule some declarer can judge on declared state, in catalog order."""
+    wanted = {rule_id for declarer in declarers().values() for rule_id in declarer.DECLARED_STATE_RULES}
+    return tuple(rule_id for rule_id in catalog() if rule_id in wanted)
+
+
 def violations(
     rule: Rule, resources: Sequence[DeclaredResource], level: EnforcementLevel
 ) -> Iterator[tuple[str, str | None]]:
     """(message, urn) for every failing/erroring finding of `rule` on the
-    declared `resources` that the `level` policy reports."""
-    stack = declare(resources)
-    if stack is None:
-        return  # no ECR repository declared: no ECR rule applies
-    for finding in judge(stack.facts, stack.context, {rule.meta.id: rule}):
-        if finding.status not in REPORTED:
+    declared `resources` that the `level` policy reports, kind by kind."""
+    for declarer in declarers().values():
+        if rule.meta.id not in declarer.DECLARED_STATE_RULES:
             continue
-        for location in stack.locate(finding):
-            if enforcement_for(location) is level:
-                yield violation_message(finding), location.urn
+        stack = declarer.declare(resources)
+        if stack is None:
+            continue  # nothing of this kind declared: its rules do not apply
+        for finding in judge(stack.facts, stack.context, {rule.meta.id: rule}):
+            if finding.status not in REPORTED:
+                continue
+            for location in stack.locate(finding):
+                if enforcement_for(location) is level:
+                    yield violation_message(finding), location.urn
 
 
 def _rule_validator(rule: Rule, level: EnforcementLevel) -> Callable[[StackValidationArgs, ReportViolation], None]:
@@ -136,11 +144,11 @@ def rule_policy(rule: Rule, level: EnforcementLevel) -> StackValidationPolicy:
     )
 
 
-def unmanaged_resources(resources: Sequence[DeclaredResource]) -> Iterator[tuple[str, str]]:
-    """(message, urn) for every ECR resource not created through a regguard component."""
+def unmanaged_resources(resources: Sequence[DeclaredResource], type_prefix: str) -> Iterator[tuple[str, str]]:
+    """(message, urn) for every resource of a declarer's types not created through a regguard component."""
     by_urn = {r.urn: r for r in resources}
     for r in resources:
-        if r.type.startswith(ECR_TYPE_PREFIX) and not is_managed(r, by_urn):
+        if r.type.startswith(type_prefix) and not is_managed(r, by_urn):
             yield (
                 f"{r.type} '{r.name}' is not created through a regguard component "
                 f"(no {MANAGED_TAG} tag, no regguard parent): the catalog's secure defaults "
@@ -149,31 +157,32 @@ def unmanaged_resources(resources: Sequence[DeclaredResource]) -> Iterator[tuple
             )
 
 
-def _validate_unmanaged(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    for message, urn in unmanaged_resources(from_policy_resources(args.resources)):
-        report_violation(message, urn)
+def unmanaged_policy(kind: str, declarer: Any) -> StackValidationPolicy:
+    """Advisory: resources of `kind` declared without a regguard component."""
 
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        for message, urn in unmanaged_resources(from_policy_resources(args.resources), declarer.TYPE_PREFIX):
+            report_violation(message, urn)
 
-def unmanaged_policy() -> StackValidationPolicy:
     return StackValidationPolicy(
-        name=UNMANAGED_POLICY,
-        description="ECR resources are created through regguard components",
-        validate=_validate_unmanaged,
+        name=f"{UNMANAGED_PREFIX}{kind}",
+        description=f"{kinds.get(kind).title} resources are created through regguard components",
+        validate=validate,
         enforcement_level=EnforcementLevel.ADVISORY,
         severity=PolicySeverity.LOW,
-        remediation_steps="Declare the repository with components.ecr.EcrRepository "
-        "(and registry settings with EcrRegistry) instead of raw aws.ecr resources.",
+        remediation_steps=declarer.MANAGED_REMEDIATION,
         tags=["regguard"],
     )
 
 
-def build_policies(rule_ids: Sequence[str] = DECLARED_STATE_RULES) -> list[Policy]:
-    """Every policy of the pack: mandatory + advisory per rule, then the
-    unmanaged-resource check. Raises KeyError for an id not in the catalog."""
+def build_policies(rule_ids: Sequence[str] | None = None) -> list[Policy]:
+    """Every policy of the pack: mandatory + advisory per rule (default: every
+    rule a declarer can judge), then one unmanaged-resource check per declared
+    kind. Raises KeyError for an id not in the catalog."""
     rules = catalog()
     policies: list[Policy] = []
-    for rule_id in rule_ids:
+    for rule_id in declared_state_rules() if rule_ids is None else rule_ids:
         for level in (EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY):
             policies.append(rule_policy(rules[rule_id], level))
-    policies.append(unmanaged_policy())
+    policies += [unmanaged_policy(kind, declarer) for kind, declarer in declarers().items()]
     return policies

@@ -29,7 +29,7 @@ MANDATORY = analyzer_pb2.EnforcementLevel.Value("MANDATORY")
 def test_importing_the_policy_modules_does_not_start_a_server() -> None:
     """A PolicyPack at import time would print a port and block forever."""
     done = subprocess.run(
-        [sys.executable, "-c", "import policy.policies, policy.declared, policy.__main__; print('imported')"],
+        [sys.executable, "-c", "import policy.policies, policy.declared, policy.declared_ecr, policy.__main__; print('imported')"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -44,7 +44,7 @@ def test_the_policy_pack_imports_no_aws_sdk() -> None:
     `audits.collectors.ecr_facts`, never the collector, so boto3/botocore (a second
     or more of start-up) stay out of its process."""
     probe = (
-        "import sys, policy.declared, policy.policies, policy.__main__; "
+        "import sys, policy.declared, policy.declared_ecr, policy.policies, policy.__main__; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
     )
     done = subprocess.run(

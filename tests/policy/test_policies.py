@@ -14,7 +14,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 from audits.engine import judge
 from audits.model import ENCRYPTION, RETENTION, TAG_IMMUTABILITY, FactState, Status
 from audits.rules.registry import catalog
-from policy.declared import (
+from policy.declared_ecr import (
     DECLARED_STATE_RULES,
     DeclaredResource,
     declare,

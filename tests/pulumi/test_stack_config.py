@@ -29,10 +29,10 @@ def _registry(**extra: Any) -> dict[str, Any]:
     return registry
 
 
-def _parse(registries: Any, **kwargs: Any) -> Any:
-    values: dict[str, Any] = {"environment": "prod", "region": "us-east-1", "registries": registries}
+def _parse(registries: Any, region: str | None = "us-east-1", **kwargs: Any) -> Any:
+    values: dict[str, Any] = {"environment": "prod", "registries": registries}
     values.update(kwargs)
-    return parse_stack_config(**values)
+    return parse_stack_config(provider={"aws:region": region}.get, **values)
 
 
 def test_valid_config_builds_args_and_merges_overrides() -> None:
