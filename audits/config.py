@@ -13,7 +13,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from audits.collectors.base import DEFAULT_MAX_REPOSITORIES
+
 TARGET_KINDS = ("distribution", "ecr", "docker-config", "image-refs")
+DEFAULT_TARGET_DEADLINE_S = 600.0
+"""Ten minutes: 10,000 repositories of ten tags at a 20 ms round trip take about
+two and a half at concurrency 16, so only a stuck or hostile registry hits it."""
 FRAMEWORKS = ("soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high")
 
 # Keys that would hold a secret value if written inline.
@@ -57,6 +62,14 @@ class _Target(_Strict):
         default_factory=list, description="repositories meant to be public (RG-AUTH-001)"
     )
     environment: str | None = Field(None, description="overrides the top-level environment")
+    deadline: float = Field(
+        DEFAULT_TARGET_DEADLINE_S,
+        gt=0,
+        description="seconds the whole collection of this target may take; facts still missing then are errors",
+    )
+    max_repositories: int = Field(
+        DEFAULT_MAX_REPOSITORIES, ge=1, description="repositories audited at most; more make the target incomplete"
+    )
 
 
 class _OciAuth(_Strict):
@@ -73,7 +86,7 @@ class DistributionTarget(_Target, _OciAuth):
     config_file: Path | None = Field(
         None, description="the registry's config.yml, when the audit runs where it is readable"
     )
-    timeout: float = Field(10.0, gt=0)
+    timeout: float = Field(10.0, gt=0, description="seconds per request (the target's total is `deadline`)")
 
 
 class EcrTarget(_Target):
