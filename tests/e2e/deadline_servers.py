@@ -108,14 +108,17 @@ class DripServer:
 
 
 MAX_DRIP_BYTES = 120  # a bound on every connection: two minutes at one byte a second
+HTTP_REPLY = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"." * MAX_DRIP_BYTES
+TLS_RECORD = b"\x16\x03\x03\x40\x00" + b"\x02" * MAX_DRIP_BYTES
+"""A TLS handshake record announcing 16 KiB, sent a byte at a time: the client's
+handshake waits for all of it, and every byte restarts its socket timeout."""
 
 
-def _drip(conn: socket.socket, server: DripServer, stop: threading.Event, interval: float) -> None:
+def _drip(conn: socket.socket, server: DripServer, stop: threading.Event, interval: float, reply: bytes) -> None:
     try:
         conn.settimeout(5)
-        conn.recv(65536)  # the request (or a TLS client hello, answered by the wrapped socket)
+        conn.recv(65536)  # the request, or the client hello when `reply` is a TLS record
         server.connected.set()
-        reply = b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"." * MAX_DRIP_BYTES
         for byte in reply[:MAX_DRIP_BYTES]:
             if stop.wait(interval):
                 return
@@ -127,14 +130,17 @@ def _drip(conn: socket.socket, server: DripServer, stop: threading.Event, interv
 
 
 @contextmanager
-def drip_server(*, tls: ssl.SSLContext | None = None, interval: float = 1.0) -> Iterator[DripServer]:
+def drip_server(
+    *, tls: ssl.SSLContext | None = None, interval: float = 1.0, reply: bytes = HTTP_REPLY, scheme: str = "http"
+) -> Iterator[DripServer]:
     """Yield a server that never finishes an answer; `tls` wraps each connection
-    (the handshake itself is fast, so the TLS probe sees a good certificate)."""
+    (the handshake itself is fast, so the TLS probe sees a good certificate).
+    With `reply=TLS_RECORD, scheme="https"` it is the handshake that never ends."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     sock.settimeout(0.2)
-    scheme = "https" if tls else "http"
+    scheme = "https" if tls else scheme
     server = DripServer(f"{scheme}://127.0.0.1:{sock.getsockname()[1]}")
     stop = threading.Event()
     workers: list[threading.Thread] = []
@@ -157,7 +163,7 @@ def drip_server(*, tls: ssl.SSLContext | None = None, interval: float = 1.0) -> 
             except (OSError, ssl.SSLError):
                 conn.close()
                 return
-        _drip(conn, server, stop, interval)
+        _drip(conn, server, stop, interval, reply)
 
     acceptor = threading.Thread(target=accept, daemon=True)
     acceptor.start()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.deadline_servers import DripServer, TinyRegistry, drip_server, tiny_registry, tls_context
+from tests.e2e.deadline_servers import TLS_RECORD, DripServer, TinyRegistry, drip_server, tiny_registry, tls_context
 
 ROOT = Path(__file__).resolve().parents[2]
 HEALTHY_REPOS = ("app/api", "app/web")
@@ -85,6 +85,23 @@ def test_target_deadline_cuts_a_dripping_registry_short(tmp_path: Path) -> None:
     assert elapsed < 3 + SLACK_S, f"audit took {elapsed:.1f} s with a 3 s target deadline"
     print(f"target deadline 3 s: audit process took {elapsed:.2f} s")
     assert_healthy_judged_and_slow_cut_short(report_of(tmp_path), "target did not finish within 3 s")
+
+
+def test_a_handshake_that_never_ends_holds_neither_the_report_nor_the_process(tmp_path: Path) -> None:
+    """The TLS probe blocks a worker thread in a read Python cannot interrupt; the
+    interpreter's exit would join that thread, so the program must end without it."""
+    with drip_server(reply=TLS_RECORD, scheme="https") as slow, tiny_registry(HEALTHY_REPOS) as healthy:
+        config = targets(slow, tmp_path / "no-ca.pem", healthy, deadline=2, timeout=60)
+        del config["targets"][0]["ca_file"]  # CPython bounds a whole handshake by the socket timeout: 60 s
+        started = time.monotonic()
+        done = subprocess.run(audit_command(tmp_path, config), cwd=ROOT, capture_output=True, text=True, timeout=60)
+        elapsed = time.monotonic() - started
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert elapsed < 2 + SLACK_S, f"the process took {elapsed:.1f} s to end"
+    report = report_of(tmp_path)
+    slow_tls = [f for f in report["findings"] if f["target"] == "slow" and f["rule"] == "RG-TLS-001"]
+    assert [f["status"] for f in slow_tls] == ["error"]
+    assert "target did not finish within 2 s" in slow_tls[0]["message"]
 
 
 def test_audit_deadline_option_bounds_the_whole_audit(tmp_path: Path) -> None:
