@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from audits.engine import AuditRun
     from audits.model import Severity
     from audits.scheduler import StopRequest
+    from sandbox.estate import Estate
 
 EXIT_OK, EXIT_USAGE = 0, 2  # 1 (failing) and 3 (incomplete) come from engine.exit_code
 EXIT_INCOMPLETE = 3  # also: collection cut short by SIGTERM / SIGINT, reports written
@@ -411,7 +412,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_INCOMPLETE if run.interrupted else EXIT_OK
 
 
-def _audit_estate(estate: Any, output: Path) -> AuditRun:
+def _audit_estate(estate: Estate, output: Path) -> AuditRun:
     """Audit the running estate with every report format; stop it afterwards."""
     from audits.config import parse_config
 

@@ -18,7 +18,7 @@ from audits.collectors.base import DEFAULT_MAX_REPOSITORIES
 TARGET_KINDS = ("distribution", "ecr", "docker-config", "image-refs")
 DEFAULT_TARGET_DEADLINE_S = 600.0
 """Ten minutes: 10,000 repositories of ten tags at a 20 ms round trip take about
-two and a half at concurrency 16, so only a stuck or hostile registry hits it."""
+two and a half minutes at concurrency 16, so only a stuck or hostile registry hits it."""
 FRAMEWORKS = ("soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high")
 
 # Keys that would hold a secret value if written inline.

@@ -261,15 +261,15 @@ def _finding(rule: Rule, facts: TargetFacts, verdict: Verdict) -> Finding:
 
 
 def _summarize(facts: TargetFacts, findings: Sequence[Finding], record: CollectionRecord) -> TargetSummary:
-    errors = (
-        tuple(f"{name}: {fact.detail}" for name, fact in facts.facts.items() if fact.state is FactState.ERROR)
-        + tuple(
-            f"{f.rule} {f.resource}: {f.message}"
-            for f in findings
-            if f.status is Status.ERROR and f.evidence.get("state") != FactState.ERROR.value
-        )
-        + record.gaps()
-    )
+    errors = tuple(
+        f"{name}: {fact.detail}"
+        for name, fact in facts.facts.items()
+        if fact.state is FactState.ERROR
+    ) + tuple(
+        f"{f.rule} {f.resource}: {f.message}"
+        for f in findings
+        if f.status is Status.ERROR and f.evidence.get("state") != FactState.ERROR.value
+    ) + record.gaps()
     return TargetSummary(
         name=facts.target,
         kind=facts.kind,

@@ -170,11 +170,13 @@ class SpawnedProcesses:
             self._procs.append(proc)
 
     def stop_all(self) -> None:
-        """Stop each one still running, newest first (terminate, kill after 5 s)."""
+        """Stop each one still running, newest first (terminate, kill after 5 s).
+        A second signal waits until they are stopped instead of cutting this short."""
         with self._lock:
             procs = list(reversed(self._procs))
-        for proc in procs:
-            stop_child(proc, proc.pid, None)
+        with _signals_held():
+            for proc in procs:
+                stop_child(proc, proc.pid, None)
 
 
 _SCOPES: contextvars.ContextVar[tuple[SpawnedProcesses, ...]] = contextvars.ContextVar("spawn_scopes", default=())
@@ -213,8 +215,8 @@ _HELD_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold SIGTERM/SIGINT for the few milliseconds of the block, then deliver them
-    to their usual handlers. Handlers only run in the main thread, so elsewhere
+    """Hold SIGTERM/SIGINT while the block runs, then deliver them to their usual
+    handlers. Handlers only run in the main thread, so elsewhere
     nothing needs holding. (Blocking them with pthread_sigmask instead would be
     inherited by the child, which could then not be terminated.)"""
     if threading.current_thread() is not threading.main_thread():

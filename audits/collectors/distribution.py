@@ -239,9 +239,10 @@ class _Collection:
         self.options.record_all(facts)
         async with self._pool(verify=False) as probe_pool:
             tls, plain, anon = await asyncio.gather(
-                self._published(TLS, self._tls()), self._published(PLAIN_HTTP, self._plain_http(probe_pool)),
+                self._published(TLS, self._tls()),
+                self._published(PLAIN_HTTP, self._plain_http(probe_pool)),
                 self._anonymous(probe_pool),
-            )  # fmt: skip
+            )
         facts[TLS], facts[PLAIN_HTTP] = tls, plain
         unlisted: Fact[tuple[RepositoryFacts, ...]] = Fact.error("repository listing did not finish", "")
         self.options.record(ANONYMOUS_ACCESS, self._anonymous_fact(anon, unlisted))
