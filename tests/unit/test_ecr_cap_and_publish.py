@@ -3,28 +3,18 @@ publishes its facts as it assembles them (in-process moto)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import boto3
 import pytest
-from moto import mock_aws
 
 from audits.collectors import ecr
 from audits.collectors.base import CollectOptions
 from audits.config import EcrTarget
 from audits.model import CREDENTIALS, LOGGING, REPOSITORIES, TAG_IMMUTABILITY
-from sandbox.moto_server import MOTO_CREDENTIALS
+from tests.unit.test_ecr_collect import aws  # noqa: F401 - the in-process moto fixture
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key, value in MOTO_CREDENTIALS.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        yield
-
-
-def test_capped_ecr_listing_audits_the_first_by_name_and_publishes_its_facts(aws: None) -> None:
+@pytest.mark.usefixtures("aws")
+def test_capped_ecr_listing_audits_the_first_by_name_and_publishes_its_facts() -> None:
     client = boto3.client("ecr", region_name="us-east-1")
     for name in ("team/e", "team/b", "team/d", "team/a", "team/c"):
         client.create_repository(repositoryName=name)
