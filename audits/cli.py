@@ -8,12 +8,14 @@ line to stderr and exit 2; they never show a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from audits import __version__
 
@@ -21,8 +23,12 @@ if TYPE_CHECKING:
     from audits.config import AuditConfig
     from audits.engine import AuditRun
     from audits.model import Severity
+    from audits.scheduler import StopRequest
+    from sandbox.estate import Estate
 
 EXIT_OK, EXIT_USAGE = 0, 2  # 1 (failing) and 3 (incomplete) come from engine.exit_code
+EXIT_INCOMPLETE = 3  # also: collection cut short by SIGTERM / SIGINT, reports written
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # stopped by a signal outside an audit, or by a second one: no reports
 ALL_FORMATS = ("html", "md", "json", "sarif", "junit", "oscal")
 DEFAULT_FORMATS = "html,md,json,sarif,junit"
 DEFAULT_SANDBOX_DIR = Path(".regguard/sandbox")
@@ -63,6 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--fail-on", default="high", help="lowest severity that fails the run (default high)")
     audit.add_argument("--evidence", action="store_true", help="also write the evidence bundle (zip)")
     audit.add_argument("--concurrency", type=int, default=16, help="requests in flight per target")
+    audit.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds the whole collection may take; unfinished targets are reported as errors (exit 3)",
+    )
+    audit.add_argument(
+        "--max-repositories",
+        type=int,
+        default=None,
+        metavar="N",
+        help="audit at most N repositories per target (overrides max_repositories; default 10000)",
+    )
 
     rules = sub.add_parser("rules", help="print the rule catalog")
     rules.add_argument("--format", dest="fmt", choices=("md", "json"), default="md")
@@ -110,16 +130,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("regguard: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
+
+
+def run() -> NoReturn:
+    """The `regguard` program: `main()`, then exit. When the audit gave up on a
+    collector thread that is still stuck in a read, exit at once (`os._exit`,
+    after flushing): the interpreter's own exit would join concurrent.futures
+    workers and hang on it, after the reports were already written."""
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C before main() is ready to catch it (still importing)
+        code = EXIT_SIGINT
+    scheduler = sys.modules.get("audits.scheduler")
+    if scheduler is not None and scheduler.abandoned_collectors_running():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _exit_cleanly_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit so `finally` blocks stop sandbox processes."""
 
     def handler(signum: int, frame: Any) -> None:
-        raise SystemExit(143)
+        raise SystemExit(EXIT_SIGTERM)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def _signals_end_collection(stop: StopRequest) -> Iterator[None]:
+    """While an audit runs, the first SIGTERM or SIGINT asks it to stop (the
+    reports of what was collected are still written); a second one stops the
+    process at once, as outside an audit. Only the main thread can set handlers;
+    elsewhere signals keep their usual effect."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.reason is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(EXIT_SIGTERM)
+        stop.request(f"audit interrupted by {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 # --------------------------------------------------------------------------
@@ -135,6 +197,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     fail_on = _parse_severity(args.fail_on)
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    if args.deadline is not None and not args.deadline > 0:
+        raise UsageError("--deadline must be a number of seconds above 0")
+    if args.max_repositories is not None and args.max_repositories < 1:
+        raise UsageError("--max-repositories must be at least 1")
     config = load_config(args.config)
     run = audit_and_report(
         config,
@@ -144,8 +210,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
         output=args.output,
         evidence=args.evidence,
         concurrency=args.concurrency,
+        deadline=args.deadline,
+        max_repositories=args.max_repositories,
     )
-    return exit_code(run.result, fail_on)
+    return EXIT_INCOMPLETE if run.interrupted else exit_code(run.result, fail_on)
 
 
 def audit_and_report(
@@ -157,33 +225,48 @@ def audit_and_report(
     output: Path,
     evidence: bool,
     concurrency: int = 16,
+    deadline: float | None = None,
+    max_repositories: int | None = None,
 ) -> AuditRun:
-    """Run the audit with progress, keep history, write reports, print the summary."""
+    """Run the audit with progress, keep history, write reports, print the summary.
+    A signal during the run ends the collection early; the reports still follow."""
     from audits.engine import run_audit
     from audits.history import HistoryStore
     from audits.progress import terminal_progress
-    from audits.rules.registry import catalog
-    from reports import write_evidence_bundle, write_reports
+    from audits.scheduler import StopRequest
 
     history = HistoryStore(config.history_dir or (config_dir / ".regguard" / "history"))
-    with terminal_progress() as progress:
-        run = run_audit(
-            config,
-            environment=environment,
-            concurrency=concurrency,
-            progress=progress,
-            pull_history=history.pull_baseline(),
-        )
-    history.record(run.result, run.facts)
+    stop = StopRequest()
+    with _signals_end_collection(stop):
+        with terminal_progress() as progress:
+            run = run_audit(
+                config,
+                environment=environment,
+                concurrency=concurrency,
+                progress=progress,
+                pull_history=history.pull_baseline(),
+                deadline=deadline,
+                max_repositories=max_repositories,
+                stop=stop,
+            )
+        if run.interrupted:
+            print(f"regguard: {run.interrupted}; writing the reports of what was collected", file=sys.stderr)
+        history.record(run.result, run.facts)
+        _write_outputs(run, formats, output, evidence)
+    return run
+
+
+def _write_outputs(run: AuditRun, formats: Sequence[str], output: Path, evidence: bool) -> None:
+    from audits.rules.registry import catalog
+    from audits.summary import print_summary
+    from reports import write_evidence_bundle, write_reports
+
     output.mkdir(parents=True, exist_ok=True)
     rules = catalog()
     paths = write_reports(run.result, rules, formats, output)
     if evidence:
         paths.append(write_evidence_bundle(run.result, rules, output, _facts_for_bundle(run)))
-    from audits.summary import print_summary
-
     print_summary(run.result, paths)
-    return run
 
 
 def _facts_for_bundle(run: AuditRun) -> dict[str, dict[str, Any]]:
@@ -311,13 +394,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     also on Ctrl-C or error. Exit 0 when it ran to the end."""
     import tempfile
 
-    from audits.config import parse_config
     from sandbox.estate import start_estate
+    from sandbox.process import spawned_processes
 
     output: Path = args.output
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="regguard-demo-"))
     print(f"starting the local estate in {workdir} ...", file=sys.stderr)
-    estate = start_estate(workdir, extra_services=_extra_services())
+    # Whatever interrupts the demo (a signal between a server's start and its
+    # estate taking it over included), no server it spawned outlives it.
+    with spawned_processes() as spawned:
+        try:
+            estate = start_estate(workdir, extra_services=_extra_services())
+            run = _audit_estate(estate, output)
+        finally:
+            spawned.stop_all()
+    print("demo finished; the estate is stopped.", file=sys.stderr)
+    return EXIT_INCOMPLETE if run.interrupted else EXIT_OK
+
+
+def _audit_estate(estate: Estate, output: Path) -> AuditRun:
+    """Audit the running estate with every report format; stop it afterwards."""
+    from audits.config import parse_config
+
     try:
         os.environ.update(estate.env)
         raw = estate.audit_config(use_cases=DEMO_USE_CASES)
@@ -325,7 +423,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         output.mkdir(parents=True, exist_ok=True)
         _write_yaml(config_path, raw)
         config = parse_config(raw, config_path)
-        audit_and_report(
+        return audit_and_report(
             config,
             config_dir=output,
             environment=None,
@@ -337,8 +435,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         estate.stop()
         for key in estate.env:
             os.environ.pop(key, None)
-    print("demo finished; the estate is stopped.", file=sys.stderr)
-    return EXIT_OK
 
 
 def _extra_services() -> list[Any]:
@@ -360,4 +456,4 @@ def _write_yaml(path: Path, data: Any) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

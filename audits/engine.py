@@ -3,19 +3,20 @@
 Fail-closed means: a collector that crashed, a fact that could not be
 collected, or a rule that raised all become `error` findings with the reason;
 none of them can ever turn into `pass`. Unsupported features fail with "not
-supported by <kind>" where the rule is required for the environment.
+supported by <kind>" where the rule is required for the environment. A target
+that misses its deadline, or an audit stopped by a signal, keeps what was
+observed and reports the rest as errors (`audits.scheduler`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from audits import __version__
-from audits.collectors.base import CollectOptions, ProgressCallback, collector_for
+from audits.collectors.base import CollectionRecord, CollectOptions, ProgressCallback, collector_for
 from audits.config import AuditConfig
 from audits.model import (
     AuditResult,
@@ -41,8 +42,9 @@ from audits.rules.registry import (
     Thresholds,
     catalog,
 )
+from audits.scheduler import STUCK_FACT, StopRequest, collect_all
 
-COLLECTOR_CRASH = "collector"  # pseudo fact name recorded when a collector raised
+COLLECTOR_CRASH = STUCK_FACT  # pseudo fact name recorded when a collector raised or never finished
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class AuditRun:
 
     result: AuditResult
     facts: Mapping[str, TargetFacts]
+    interrupted: str | None = None  # why the audit was stopped early (a signal), if it was
 
 
 def run_audit(
@@ -61,32 +64,36 @@ def run_audit(
     target_concurrency: int = 4,
     progress: ProgressCallback | None = None,
     pull_history: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
+    deadline: float | None = None,
+    max_repositories: int | None = None,
+    stop: StopRequest | None = None,
 ) -> AuditRun:
     """Collect every target (at most `target_concurrency` at once, each with
-    `concurrency` requests in flight), then judge all facts with the catalog."""
+    `concurrency` requests in flight and its own `deadline`), then judge all
+    facts with the catalog. `deadline` bounds the whole collection (seconds);
+    `max_repositories` overrides every target's cap; `stop` ends it early."""
     started = utcnow()
     env = environment or config.environment
     rules = catalog()
-    options = CollectOptions(
+    stop = stop or StopRequest()
+    base = CollectOptions(
         concurrency=concurrency,
         trusted_keys=tuple(str(k) for k in config.trusted_keys),
         progress=progress,
     )
-
-    def collect_one(target: Any) -> TargetFacts:
-        return _collect_safely(target, _options_for(target.name, options))
-
-    workers = max(1, min(target_concurrency, len(config.targets)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect") as pool:
-        collected = list(pool.map(collect_one, config.targets))
+    options = [_options_for(t, base, max_repositories) for t in config.targets]
+    workers = min(target_concurrency, len(config.targets))
+    collected = collect_all(
+        config.targets, options, _collect_safely, workers=workers, audit_deadline=deadline, stop=stop
+    )
 
     findings: list[Finding] = []
     summaries: list[TargetSummary] = []
-    for target, facts in zip(config.targets, collected, strict=True):
+    for target, facts, target_options in zip(config.targets, collected, options, strict=True):
         ctx = _context_for(config, target, env, (pull_history or {}).get(target.name, {}))
         target_findings = judge(facts, ctx, rules)
         findings.extend(target_findings)
-        summaries.append(_summarize(facts, target_findings))
+        summaries.append(_summarize(facts, target_findings, target_options.published))
 
     result = AuditResult(
         tool="regguard",
@@ -98,19 +105,24 @@ def run_audit(
         targets=tuple(summaries),
         findings=tuple(sorted(findings, key=finding_sort_key)),
     )
-    return AuditRun(result, {t.name: f for t, f in zip(config.targets, collected, strict=True)})
+    facts_by_target = {t.name: f for t, f in zip(config.targets, collected, strict=True)}
+    return AuditRun(result, facts_by_target, interrupted=stop.reason)
 
 
-def _options_for(target_name: str, options: CollectOptions) -> CollectOptions:
-    """Per-target options whose progress lines say which target they are about."""
+def _options_for(target: Any, options: CollectOptions, max_repositories: int | None) -> CollectOptions:
+    """Per-target options: the target's repository cap (unless the caller overrides
+    it), a fresh record to publish facts into, and progress lines that say which
+    target they are about."""
+    cap = max_repositories if max_repositories is not None else target.max_repositories
+    own = dataclasses.replace(options, max_repositories=cap, published=CollectionRecord())
     report = options.progress
     if report is None:
-        return options
+        return own
 
     def prefixed(what: str, done: int, total: int | None) -> None:
-        report(f"{target_name}: {what}", done, total)
+        report(f"{target.name}: {what}", done, total)
 
-    return dataclasses.replace(options, progress=prefixed)
+    return dataclasses.replace(own, progress=prefixed)
 
 
 def _collect_safely(target: Any, options: CollectOptions) -> TargetFacts:
@@ -255,7 +267,7 @@ def _finding(rule: Rule, facts: TargetFacts, verdict: Verdict) -> Finding:
     )
 
 
-def _summarize(facts: TargetFacts, findings: Sequence[Finding]) -> TargetSummary:
+def _summarize(facts: TargetFacts, findings: Sequence[Finding], record: CollectionRecord) -> TargetSummary:
     errors = tuple(
         f"{name}: {fact.detail}"
         for name, fact in facts.facts.items()
@@ -264,7 +276,7 @@ def _summarize(facts: TargetFacts, findings: Sequence[Finding]) -> TargetSummary
         f"{f.rule} {f.resource}: {f.message}"
         for f in findings
         if f.status is Status.ERROR and f.evidence.get("state") != FactState.ERROR.value
-    )
+    ) + record.gaps()
     return TargetSummary(
         name=facts.target,
         kind=facts.kind,
@@ -272,6 +284,7 @@ def _summarize(facts: TargetFacts, findings: Sequence[Finding]) -> TargetSummary
         errors=errors,
         requests=facts.requests,
         duration_s=round((facts.finished_at - facts.started_at).total_seconds(), 3),
+        warnings=record.warnings(),
     )
 
 
@@ -285,4 +298,4 @@ def exit_code(result: AuditResult, fail_on: Severity) -> int:
     return 0
 
 
-__all__ = ["AuditRun", "run_audit", "judge", "exit_code"]
+__all__ = ["AuditRun", "StopRequest", "run_audit", "judge", "exit_code"]

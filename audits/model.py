@@ -508,10 +508,11 @@ class Finding:
 class TargetSummary:
     name: str
     kind: str
-    complete: bool  # every fact collected (no error facts)
+    complete: bool  # every fact collected (no error facts, nothing left out)
     errors: tuple[str, ...] = ()
     requests: int = 0
     duration_s: float = 0.0
+    warnings: tuple[str, ...] = ()  # worth a reader's attention without making the target incomplete
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ def _console() -> Any:
 def print_summary(result: AuditResult, paths: Sequence[Path]) -> None:
     """A counts table per target, then the failing rules of each target as
     wrapped text (rule ids in a table column wrap into unreadable stubs)."""
+    from rich.markup import escape
     from rich.table import Table
 
     console = _console()
@@ -50,6 +51,8 @@ def print_summary(result: AuditResult, paths: Sequence[Path]) -> None:
     for t in result.targets:
         if not t.complete:
             console.print(f"[magenta]incomplete[/]: {t.name}: {t.errors[0] if t.errors else 'errors'}", markup=True)
+        for warning in t.warnings:
+            console.print(f"[yellow]warning[/]: {escape(t.name)}: {escape(warning)}", markup=True)
     for path in paths:
         console.print(f"wrote {path}")
 

@@ -22,6 +22,7 @@ def target_as_dict(target: TargetSummary) -> dict[str, Any]:
         "kind": target.kind,
         "complete": target.complete,
         "errors": [redact_text(e) for e in target.errors],
+        "warnings": [redact_text(w) for w in target.warnings],
         "requests": target.requests,
         "duration_s": round(target.duration_s, 3),
     }

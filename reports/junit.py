@@ -128,6 +128,7 @@ def _suite(
     out.text = xml_text(
         f"{target.name} ({target.kind}): {len(findings)} findings, "
         f"complete={str(target.complete).lower()}"
+        + "".join(f"\nwarning: {redact_text(w)}" for w in target.warnings)
     )
     err = ET.SubElement(suite, "system-err")
     err.text = xml_text("\n".join(redact_text(e) for e in target.errors))

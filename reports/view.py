@@ -34,6 +34,12 @@ class TargetRow:
     target: TargetSummary
     counts: Mapping[str, int]
     errors: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Errors, then warnings marked as such, for one table cell."""
+        return self.errors + tuple(f"warning: {w}" for w in self.warnings)
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,7 @@ def build_view(result: AuditResult, rules: Mapping[str, Rule]) -> dict[str, Any]
             t,
             count_statuses(f for f in findings if f.target == t.name),
             tuple(redact_text(e) for e in t.errors),
+            tuple(redact_text(w) for w in t.warnings),
         )
         for t in result.targets
     ]

@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from sandbox.images import build_image, build_index, push_with_skopeo, write_layout
 from sandbox.oci import Manifest
-from sandbox.process import StopsOnExit, free_port
+from sandbox.process import StopsOnExit, free_port, spawned_processes
 from sandbox.pusher import OciPusher
 from sandbox.registry import RegistrySpec, RunningRegistry, start_registry
 from sandbox.signing import generate_key_pair, signature_for
@@ -223,15 +223,19 @@ def start_estate(
     workdir.mkdir(parents=True, exist_ok=True)
     keys = generate_key_pair(workdir / "keys", "release")
     estate = Estate(workdir=workdir, registries={}, trusted_key=keys.public_key)
-    try:
-        for spec in estate_specs():
-            reg = start_registry(spec, workdir, detach=detach)
-            estate.registries[spec.name] = reg
-            estate.attach(reg)
-        _seed(estate, keys.private_key)
-        for factory in extra_services:
-            estate.attach(factory(workdir, detach))
-    except BaseException:
-        estate.stop()
-        raise
+    with spawned_processes() as spawned:
+        try:
+            for spec in estate_specs():
+                reg = start_registry(spec, workdir, detach=detach)
+                estate.registries[spec.name] = reg
+                estate.attach(reg)
+            _seed(estate, keys.private_key)
+            for factory in extra_services:
+                estate.attach(factory(workdir, detach))
+        except BaseException:
+            # A server still starting when this struck (a signal in its readiness
+            # wait) is not attached yet: `spawned` has it anyway.
+            estate.stop()
+            spawned.stop_all()
+            raise
     return estate

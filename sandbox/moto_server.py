@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.process import StopsOnExit, child_alive, free_port, process_start_ticks, stop_child
+from sandbox.process import StopsOnExit, child_alive, free_port, process_start_ticks, spawn, stop_child
 
 HOST = "127.0.0.1"
 READY_TIMEOUT = 30.0
@@ -86,14 +86,7 @@ def start_moto_server(workdir: Path, *, detach: bool = False) -> MotoServer:
 
 def _launch(port: int, log_file: Path, detach: bool) -> subprocess.Popen[bytes]:
     with log_file.open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=detach,
-            close_fds=True,
-        )
+        return spawn([sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)], log=log, detach=detach)
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], port: int, log_file: Path) -> bool:

@@ -9,14 +9,17 @@ time (from /proc) and nothing is signalled unless both still match.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+from types import FrameType, TracebackType
+from typing import IO, Any, Self
 
 
 def process_start_ticks(pid: int) -> int | None:
@@ -141,3 +144,94 @@ def stop_child(proc: subprocess.Popen[bytes] | None, pid: int, start_ticks: int 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+# --------------------------------------------------------------------------
+# Spawning: a server is owned from the instant it exists
+# --------------------------------------------------------------------------
+#
+# SIGTERM and Ctrl-C raise in the main thread wherever it happens to be. Raised
+# while a registry is still starting — between `Popen` and the moment its estate
+# holds it — the exception unwinds past the only reference to the process, and
+# the server outlives the demo. So every server is spawned through `spawn`,
+# which records the handle in each enclosing `spawned_processes()` scope before a
+# signal can get in; whoever opened the scope can then stop everything in it.
+
+
+class SpawnedProcesses:
+    """The processes spawned while this scope was open (in this thread/context)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: list[subprocess.Popen[bytes]] = []
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.append(proc)
+
+    def stop_all(self) -> None:
+        """Stop each one still running, newest first (terminate, kill after 5 s).
+        A second signal waits until they are stopped instead of cutting this short."""
+        with self._lock:
+            procs = list(reversed(self._procs))
+        with _signals_held():
+            for proc in procs:
+                stop_child(proc, proc.pid, None)
+
+
+_SCOPES: contextvars.ContextVar[tuple[SpawnedProcesses, ...]] = contextvars.ContextVar("spawn_scopes", default=())
+
+
+@contextlib.contextmanager
+def spawned_processes() -> Iterator[SpawnedProcesses]:
+    """Collect every process `spawn` starts inside the block (nested scopes all see it)."""
+    scope = SpawnedProcesses()
+    token = _SCOPES.set((*_SCOPES.get(), scope))
+    try:
+        yield scope
+    finally:
+        _SCOPES.reset(token)
+
+
+def spawn(args: Sequence[str], *, log: IO[bytes], detach: bool) -> subprocess.Popen[bytes]:
+    """Start a server (stdout and stderr to `log`) and record it in the open scopes.
+    detach=True puts it in its own session so it can outlive this process."""
+    with _signals_held():
+        proc = subprocess.Popen(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=detach,
+            close_fds=True,
+        )
+        for scope in _SCOPES.get():
+            scope.add(proc)
+    return proc
+
+
+_HELD_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT while the block runs, then deliver them to their usual
+    handlers. Handlers only run in the main thread, so elsewhere
+    nothing needs holding. (Blocking them with pthread_sigmask instead would be
+    inherited by the child, which could then not be terminated.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        caught.append(signum)
+
+    previous: dict[int, Any] = {sig: signal.signal(sig, hold) for sig in _HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)

@@ -18,7 +18,15 @@ from typing import Any
 
 from sandbox.certs import CertKind, server_certificate
 from sandbox.htpasswd import DEFAULT_ROUNDS, write_htpasswd
-from sandbox.process import StopsOnExit, child_alive, free_port, port_open, process_start_ticks, stop_child
+from sandbox.process import (
+    StopsOnExit,
+    child_alive,
+    free_port,
+    port_open,
+    process_start_ticks,
+    spawn,
+    stop_child,
+)
 from sandbox.registry_config import (
     HtpasswdSettings,
     NotificationEndpoint,
@@ -171,14 +179,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, log_file: Path, name: 
 
 def _launch(config_file: Path, log_file: Path, detach: bool) -> subprocess.Popen[bytes]:
     with log_file.open("ab") as log:
-        return subprocess.Popen(
-            [REGISTRY_BINARY, "serve", str(config_file)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=detach,
-            close_fds=True,
-        )
+        return spawn([REGISTRY_BINARY, "serve", str(config_file)], log=log, detach=detach)
 
 
 def start_registry(spec: RegistrySpec, workdir: Path, *, detach: bool = False) -> RunningRegistry:

@@ -44,11 +44,11 @@ import os
 import re
 import socket
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -106,6 +106,8 @@ from audits.model import (
     utcnow,
 )
 from audits.targets import DistributionTarget
+
+T = TypeVar("T")
 
 KIND = "distribution"
 CATALOG_PAGE_SIZE = 100
@@ -227,20 +229,30 @@ class _Collection:
         self.semaphore = asyncio.Semaphore(max(1, options.concurrency))
 
     async def run(self) -> dict[str, Fact[Any]]:
+        """Every fact, each also published the moment it is known (`options.record`),
+        so a deadline that cuts the collection short keeps what was seen."""
         facts: dict[str, Fact[Any]] = {
             ENDPOINT: Fact.ok(EndpointFacts(self.endpoint.url, self.endpoint.scheme), self.target.url),
             **_static_facts(),
             **config_facts(self.target.config_file),
         }
+        self.options.record_all(facts)
         async with self._pool(verify=False) as probe_pool:
             tls, plain, anon = await asyncio.gather(
-                self._tls(), self._plain_http(probe_pool), self._anonymous(probe_pool)
+                self._published(TLS, self._tls()),
+                self._published(PLAIN_HTTP, self._plain_http(probe_pool)),
+                self._anonymous(probe_pool),
             )
         facts[TLS], facts[PLAIN_HTTP] = tls, plain
-        repositories = await self._repositories(tls, anon)
+        unlisted: Fact[tuple[RepositoryFacts, ...]] = Fact.error("repository listing did not finish", "")
+        self.options.record(ANONYMOUS_ACCESS, self._anonymous_fact(anon, unlisted))
+        repositories = self.options.record(REPOSITORIES, await self._repositories(tls, anon))
         facts[REPOSITORIES] = repositories
-        facts[ANONYMOUS_ACCESS] = self._anonymous_fact(anon, repositories)
+        facts[ANONYMOUS_ACCESS] = self.options.record(ANONYMOUS_ACCESS, self._anonymous_fact(anon, repositories))
         return facts
+
+    async def _published(self, name: str, observing: Awaitable[Fact[T]]) -> Fact[T]:
+        return self.options.record(name, await observing)
 
     def _pool(self, verify: ssl.SSLContext | bool) -> HttpPool:
         """Clients of one connection each, all behind the run's semaphore; every
@@ -367,7 +379,7 @@ class _Collection:
                 names = await client.catalog(CATALOG_PAGE_SIZE)
             except OciError as exc:
                 return Fact.error(self.redact(exc.detail), exc.source)
-            selected = sorted({n for n in names if self._selected(n)})
+            selected = self.options.cap_repositories(sorted({n for n in names if self._selected(n)}))
             self.options.report("repositories", 0, len(selected))
             anonymous = _anonymous_pull(probe)
             repos = await asyncio.gather(*(self._repository(client, n, len(selected), anonymous) for n in selected))

@@ -230,6 +230,7 @@ def collect_with_clients(
     facts[REPLICATION] = _replication_fact(registry)
     if target.probe_endpoint:
         facts.update(_probed_endpoint_facts(target, registry, options, counter, seams))
+    options.record_all(facts)  # published as they are known: a deadline keeps them
     ring = cosign.load_keys(options.trusted_keys)
     reader = None
     if ring.configured:  # without a trusted key there is nothing to verify with: no call
@@ -242,15 +243,19 @@ def collect_with_clients(
         scanning_future = pool.submit(attempt, lambda: clients.ecr.get_registry_scanning_configuration())
         logging_future = pool.submit(_logging_fact, clients.cloudtrail, target.region)
         credentials_future = pool.submit(credentials_fact, clients.iam)
+        logging_future.add_done_callback(lambda done: options.record(LOGGING, done.result()))
+        credentials_future.add_done_callback(lambda done: options.record(CREDENTIALS, done.result()))
         if listed.value is None:
             error: Fact[Any] = Fact.error(listed.error or "no answer", source="ecr:DescribeRepositories")
             for name in (REPOSITORIES, TAG_IMMUTABILITY, ENCRYPTION, RETENTION, SCANNING):
                 facts[name] = error
         else:
-            repos = [r for r in listed.value if _selected(r.get("repositoryName", ""), target)]
+            selected = [r for r in listed.value if _selected(r.get("repositoryName", ""), target)]
+            repos = options.cap_repositories(selected, name=lambda r: r.get("repositoryName", ""))
             details = _repository_details(pool, clients.ecr, repos, options, reader)
             facts.update(_repository_facts(target, repos, details, unverified))
             facts[SCANNING] = _scanning_fact(scanning_future.result(), repos)
+        options.record_all(facts)
         facts[LOGGING] = logging_future.result()
         facts[CREDENTIALS] = credentials_future.result()
 

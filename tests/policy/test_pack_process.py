@@ -29,7 +29,8 @@ MANDATORY = analyzer_pb2.EnforcementLevel.Value("MANDATORY")
 def test_importing_the_policy_modules_does_not_start_a_server() -> None:
     """A PolicyPack at import time would print a port and block forever."""
     done = subprocess.run(
-        [sys.executable, "-c", "import policy.policies, policy.declared, policy.declared_ecr, policy.__main__; print('imported')"],
+        [sys.executable, "-c", "import policy.policies, policy.declared, policy.declared_ecr, policy.__main__; "
+         "print('imported')"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -29,7 +29,7 @@ def test_targets_and_summary() -> None:
     report = render()
     assert report["targets"][1] == {
         "name": "core", "kind": "ecr", "complete": False,
-        "errors": ["plain_http: connection refused"], "requests": 3, "duration_s": 0.5,
+        "errors": ["plain_http: connection refused"], "warnings": [], "requests": 3, "duration_s": 0.5,
     }
     assert report["targets"][0]["duration_s"] == 1.234
     assert report["summary"] == {"pass": 2, "fail": 2, "error": 1, "not_applicable": 1,
