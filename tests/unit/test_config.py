@@ -113,3 +113,44 @@ def test_cli_bad_options_exit_2(
     code = main(["audit", "-c", str(path), *args])
     assert code == 2
     assert expected in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("target", "hint"),
+    [
+        ("{name: a, kind: distribution, url: 'https://h:5000', token: t0k3n}", "username_env / password_env"),
+        ("{name: a, kind: ecr, region: us-east-1, secret_access_key: s3cr3t}", "AWS credential chain"),
+        ("{name: a, kind: image-refs, paths: [k8s], token: x}", "takes no secrets"),
+    ],
+)
+def test_inline_secret_hint_names_a_key_that_exists_for_the_kind(tmp_path: Path, target: str, hint: str) -> None:
+    """`token:` used to say "name it with token_env", a key no kind accepts."""
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, f"targets: [{target}]"))
+    message = str(info.value)
+    assert hint in message and "token_env" not in message and "secret_access_key_env" not in message
+    for key in ("username_env", "password_env"):
+        if key in message:  # every key the hint names is accepted by that kind
+            entry = f"{{name: a, kind: distribution, url: 'https://h', {key}: V}}"
+            config = load_config(write(tmp_path, f"targets: [{entry}]"))
+            assert config.targets[0].kind == "distribution"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://h:5000/v2/", "the registry's base URL: http(s)://host[:port], without a path"),
+        ("ftp://h", "the registry's base URL"),
+    ],
+)
+def test_a_url_with_a_path_is_explained_in_words_not_a_regex(tmp_path: Path, url: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, f"targets: [{{name: a, kind: distribution, url: '{url}'}}]"))
+    message = str(info.value)
+    assert f"targets[0].url: expected {expected}" in message
+    assert "pattern" not in message and "^" not in message
+
+
+def test_a_name_with_a_trailing_newline_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"targets\[0\]\.name: expected a name of letters"):
+        load_config(write(tmp_path, 'targets: [{name: "edge\\n", kind: ecr, region: us-east-1}]'))

@@ -87,6 +87,15 @@ def test_unsupported_feature_fails_when_required() -> None:
     assert findings[0].remediation  # a failure always says how to fix it
 
 
+def test_a_rule_that_says_nothing_is_an_error_not_an_absence() -> None:
+    """A rule yielding no verdict used to become not_applicable ("nothing in scope")."""
+    silent = make_rule()
+    mute = Rule(silent.meta, lambda ctx, facts: iter(()))
+    findings = judge(facts_with(Fact.ok("tls", "probe")), RuleContext(), {"r": mute})
+    assert statuses(findings) == [Status.ERROR]
+    assert "no verdict" in findings[0].message
+
+
 def test_unsupported_prod_only_rule_outside_prod_is_not_applicable() -> None:
     fact: Fact[object] = Fact.unsupported("no such feature")
     findings = judge(facts_with(fact), RuleContext(environment="dev"), {"r": make_rule(prod_only=True)})
