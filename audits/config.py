@@ -74,6 +74,9 @@ class DistributionTarget(_Target, _OciAuth):
         None, description="the registry's config.yml, when the audit runs where it is readable"
     )
     timeout: float = Field(10.0, gt=0)
+    allowed_token_realms: list[Annotated[str, Field(pattern=r"^https://[^/\s]+/?$")]] = Field(
+        default_factory=list, description="HTTPS origins of token services trusted besides the registry's own"
+    )
 
 
 class EcrTarget(_Target):
