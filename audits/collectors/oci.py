@@ -378,16 +378,33 @@ def parse_www_authenticate(header: str) -> list[Challenge]:
 def parse_link_next(header: str) -> str | None:
     """The target of the `rel="next"` link in a `Link` header (RFC 8288), or
     None. Several links may be comma-separated; `rel` may list several
-    space-separated relation types."""
-    for match in re.finditer(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)", header):
-        target, raw_params = match.group(1), match.group(2)
-        for param in raw_params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name.strip().lower() == "rel":
-                rels = value.strip().strip('"').lower().split()
-                if "next" in rels:
-                    return target.strip()
+    space-separated relation types. Scanned with `find`, linear in the header's
+    length: a registry-made header such as 60,000 `<` must not cost seconds of
+    regex backtracking."""
+    start = header.find("<")
+    while start >= 0:
+        end = header.find(">", start + 1)
+        if end < 0:
+            return None
+        following = header.find("<", end + 1)
+        stop = len(header) if following < 0 else following
+        comma = header.find(",", end + 1, stop)
+        if _rel_is_next(header[end + 1 : stop if comma < 0 else comma]):
+            return header[start + 1 : end].strip()
+        start = following
     return None
+
+
+def _rel_is_next(params: str) -> bool:
+    """`params` is what follows a link's `<...>`: `; rel="next"; title=...`."""
+    before, *rest = params.split(";")
+    if before.strip():
+        return False
+    for param in rest:
+        name, _, value = param.strip().partition("=")
+        if name.strip().lower() == "rel" and "next" in value.strip().strip('"').lower().split():
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------
@@ -419,6 +436,7 @@ class _Decoder:
 async def _read_capped(response: httpx.Response, cap: BodyCap, limit: int, source: str) -> bytes:
     """The decoded body, read as a stream; over `limit` bytes (at most the
     cap's size, less for the later pages of a listing) is an error naming the cap."""
+    limit = max(limit, 0)  # zlib reads a max_length of 0 as "unlimited"
     over = OciError(f"{response.request.method} {response.request.url.path}: body exceeds {cap.describe()}", source)
     try:
         held = response.content  # a transport may hand over a body it already holds (httpx.MockTransport)

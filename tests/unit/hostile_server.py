@@ -4,7 +4,8 @@ A `HostileServer` listens on 127.0.0.1 (a free port, plain or TLS) and answers
 each request with whatever raw bytes the test's route yields: status line and
 headers it chooses, bodies generated lazily while they are sent (a 1 GiB
 answer is never held in memory), and pauses (a float yielded by the route is a
-pause in seconds) to drip bytes slowly. Every answer ends the connection. The
+pause in seconds) to drip bytes slowly. An answer with a length keeps the
+connection open for the next request (as a registry would); any other ends it. The
 server stops at the end of the `with` block: pauses are cut short and every
 handler thread is joined.
 """
@@ -78,25 +79,36 @@ class HostileServer:
         return [r.path for r in self.requests]
 
     def serve(self, sock: socket.socket) -> None:
-        """One connection: (TLS,) read one request, send the route's answer."""
+        """One connection: (TLS,) then requests and the route's answers, for as
+        long as each answer says `Connection: keep-alive`."""
         sock.settimeout(5)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms delayed-ACK stall per answer
         try:
             if self._tls is not None:
                 sock = self._tls.wrap_socket(sock, server_side=True)
-            request = _read_request(sock)
-            if request is None:
-                return
-            self.requests.append(request)
-            for chunk in self.route(request):
-                if isinstance(chunk, float):
-                    if self._stopping.wait(chunk):
-                        return
-                else:
-                    sock.sendall(chunk)
+            while self._answer_one(sock):
+                pass
         except OSError:
             return  # the client gave up (that is usually the point of the test)
         finally:
             sock.close()
+
+    def _answer_one(self, sock: socket.socket) -> bool:
+        """Read a request and send its answer; True to keep the connection."""
+        request = _read_request(sock)
+        if request is None:
+            return False
+        self.requests.append(request)
+        keep = False
+        for i, chunk in enumerate(self.route(request)):
+            if isinstance(chunk, float):
+                if self._stopping.wait(chunk):
+                    return False
+                continue
+            if i == 0:
+                keep = b"\r\nConnection: keep-alive\r\n" in chunk.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+            sock.sendall(chunk)
+        return keep and not self._stopping.is_set()
 
 
 class _Server(socketserver.ThreadingTCPServer):
@@ -146,11 +158,11 @@ def answer(
 ) -> Iterator[Chunk]:
     """Status line, headers (`Content-Length` from `body` when it is bytes, or
     `length`), then the body chunks. Without a length the body ends with the
-    connection."""
-    lines = [f"HTTP/1.1 {status} Hostile", "Connection: close"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    connection; with one the connection stays open."""
     if isinstance(body, bytes):
         length = len(body)
+    lines = [f"HTTP/1.1 {status} Hostile", f"Connection: {'close' if length is None else 'keep-alive'}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     if length is not None:
         lines.append(f"Content-Length: {length}")
     yield ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

@@ -4,6 +4,7 @@ a complete-looking result."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from urllib.parse import parse_qs, urlsplit
 
@@ -95,3 +96,13 @@ def test_a_tag_list_longer_than_the_entry_cap_is_cut() -> None:
     many = [f"t{i}" for i in range(100_001)]
     facts, _ = audit_route(registry({"app": many}, {}))
     assert "tag listing cut at 100,000 entries" in (repositories(facts)["app"].error or "")
+
+
+def test_a_link_header_built_to_make_parsing_slow_costs_no_time() -> None:
+    def angle_brackets(request: Request) -> Iterable[Chunk]:
+        return json_answer(200, {"name": "app", "tags": ["v1"]}, {"Link": "<" * 60_000})  # no link at all
+
+    started = time.monotonic()
+    facts, _ = audit_route(registry({"app": ["v1"]}, {"/v2/app/tags/list": angle_brackets}))
+    assert time.monotonic() - started < 3
+    assert repositories(facts)["app"].tags[0].digest == IMAGE
