@@ -236,7 +236,7 @@ class _Collection:
     def _forbidden_repository(self, name: str) -> RepositoryFacts:
         shown = shown_name(name)
         detail = (
-            f"name not allowed by the OCI distribution spec: the registry listed {shown!r} "
+            f"name not allowed by the OCI distribution spec: the registry listed '{shown}' "
             "(lower-case path components, at most 255 characters); it was not requested"
         )
         return RepositoryFacts(shown, error=detail, source=f"GET {self.endpoint.url}/v2/_catalog")

@@ -53,6 +53,7 @@ _REPO_NAME = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 
+_HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")  # a bearer token goes into a header: visible ASCII only
 _TOKEN_DEFAULT_TTL = 60.0  # docker token spec: expires_in defaults to 60 seconds
 _TOKEN_MARGIN = 5.0
 _TOKEN_MAX_TTL = 86_400  # a larger (or absurd, 400-digit) expires_in is read as a day
@@ -833,6 +834,8 @@ class OciClient:
         if not isinstance(value, str) or not value:
             raise OciError("token service answered without a token", source)
         self.redact.add(value)
+        if _HEADER_TOKEN.fullmatch(value) is None:  # non-ASCII or CR/LF: httpx would refuse it, quoting it
+            raise OciError("token service answered with a token that is not a valid header value", source)
         ttl = body.get("expires_in")
         ttl_s = float(min(ttl, _TOKEN_MAX_TTL)) if isinstance(ttl, (int, float)) and ttl > 0 else _TOKEN_DEFAULT_TTL
         return _Token(value, time.monotonic() + max(ttl_s - _TOKEN_MARGIN, 1.0))

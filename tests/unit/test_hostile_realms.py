@@ -155,3 +155,20 @@ def test_allowed_token_realms_must_be_https_origins(tmp_path: Path) -> None:
     for bad in ("http://auth.example", "https://auth.example/token"):
         with pytest.raises(ConfigError, match=r"allowed_token_realms\[0\]"):
             parse_config({"targets": [{**base, "allowed_token_realms": [bad]}]}, tmp_path / "c.yaml")
+
+
+@pytest.mark.parametrize("token", ["caf\u00e9-token", "good-token\r\nX-Injected: 1"], ids=["non-ascii", "crlf"])
+def test_a_token_that_is_no_header_value_costs_only_the_listing(
+    tmp_path: Path, creds: dict[str, str], token: str
+) -> None:
+    context, ca_file = tls_context(tmp_path)
+    server = HostileServer(lambda r: (), tls=context)
+    server.route = bearer_registry(f"{server.origin}/token", {"/token": lambda r: json_answer(200, {"token": token})})
+    with server:
+        facts = audit(server, timeout=1, ca_file=str(ca_file), **creds)
+    assert "token service answered with a token that is not a valid header value" in (
+        facts.facts[REPOSITORIES].detail or ""
+    )
+    assert token not in repr(facts)
+    for name in (TLS, PLAIN_HTTP, ANONYMOUS_ACCESS):
+        assert facts.facts[name].state is FactState.OK, name
