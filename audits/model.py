@@ -185,6 +185,18 @@ class AnonymousAccessFacts:
 
 
 @dataclass(frozen=True)
+class TokenRealmFacts:
+    """Where the registry's Bearer challenge sends clients for a token
+    (RG-AUTH-002): clients send their password there. `origin` is the realm
+    URL's scheme://host:port, None when the registry sent no Bearer challenge."""
+
+    origin: str | None
+    same_origin: bool = False  # the registry's own scheme, host and port
+    plain_http: bool = False
+    allowed: bool = False  # listed in the target's allowed_token_realms
+
+
+@dataclass(frozen=True)
 class EndpointFacts:
     url: str
     scheme: str  # "https" or "http"
@@ -400,6 +412,7 @@ ENDPOINT = "endpoint"
 TLS = "tls"
 PLAIN_HTTP = "plain_http"
 ANONYMOUS_ACCESS = "anonymous_access"
+TOKEN_REALM_ORIGIN = "token_realm_origin"
 REPOSITORIES = "repositories"
 TAG_IMMUTABILITY = "tag_immutability"
 SCANNING = "scanning"

@@ -9,7 +9,7 @@ come from; this module only describes the fields.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -92,6 +92,9 @@ class DistributionTarget(TargetConfig, OciAuth):
         None, description="the registry's config.yml, when the audit runs where it is readable"
     )
     timeout: float = Field(10.0, gt=0, description="seconds per request (the target's total is `deadline`)")
+    allowed_token_realms: list[Annotated[str, Field(pattern=r"^https://[^/\s]+/?$")]] = Field(
+        default_factory=list, description="HTTPS origins of token services trusted besides the registry's own"
+    )
 
     path_fields: ClassVar[frozenset[str]] = frozenset({"ca_file", "config_file"})
     secret_hint: ClassVar[str] = (

@@ -24,6 +24,16 @@ DEFAULT_FRAMEWORKS = ("soc2", "nist-800-53")
 COSIGN_ARTIFACT_TAG = re.compile(r"sha256-([0-9a-f]{64})\.(sig|att|sbom)")
 
 
+# The OCI 1.1 referrers tag schema: a registry without the referrers API lists a
+# manifest's referrers in an index tagged `sha256-<hex>`.
+REFERRERS_INDEX_TAG = re.compile(r"sha256-[0-9a-f]{64}")
+
+
+def is_artifact_tag(tag: str) -> bool:
+    """A tag that holds signatures/attestations/SBOMs or a referrers index, not an image."""
+    return cosign_artifact(tag) is not None or REFERRERS_INDEX_TAG.fullmatch(tag) is not None
+
+
 def is_production_environment(environment: str) -> bool:
     return environment.lower() in PRODUCTION_ENVIRONMENTS
 

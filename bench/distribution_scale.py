@@ -27,6 +27,7 @@ import argparse
 import base64
 import math
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -160,6 +161,9 @@ def report(fast: Run, slow: Run, signed: int, setting: str) -> None:
     )
     print(f"ratio (requests / minimal): {requests / minimal:.3f}  (target <= 1.1)")
     print(f"speedup (concurrency 16 vs 1): {slow.wall_s / fast.wall_s:.2f}x  (target >= 4x)")
+    # ru_maxrss is KiB on Linux; every body the collector reads is capped, so this stays flat with scale.
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of the auditing process so far: {peak_mib:.0f} MiB")
     # Client and registry share this machine's cores: with both CPU-bound, no
     # concurrency can finish faster than their CPU time spread over all cores.
     cores = os.cpu_count() or 1

@@ -94,11 +94,12 @@ def sha256_digest(data: bytes) -> str:
 
 
 def payload_manifest_digest(payload: bytes) -> str | None:
-    """`critical.image.docker-manifest-digest` of a simple-signing payload."""
+    """`critical.image.docker-manifest-digest` of a simple-signing payload
+    (None for anything else, JSON nested too deeply to parse included)."""
     try:
         body = json.loads(payload)
         digest = body["critical"]["image"]["docker-manifest-digest"]
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError):
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, RecursionError):
         return None
     return digest if isinstance(digest, str) else None
 

@@ -36,8 +36,8 @@ the rules decide. Things ECR does not have or that AWS runs:
   endpoints and endpoint policies, which this collector does not inspect.
 * TLS / PLAIN_HTTP / ANONYMOUS_ACCESS / ENDPOINT are `managed` (AWS's HTTPS endpoint)
   unless the target sets `probe_endpoint`: then ENDPOINT is the registry host from
-  DescribeRegistry, and TLS, PLAIN_HTTP and ANONYMOUS_ACCESS are observed the way the
-  Distribution collector observes any OCI endpoint, without credentials.
+  DescribeRegistry, and TLS, PLAIN_HTTP and ANONYMOUS_ACCESS are observed by the shared
+  OCI endpoint probe (`oci_probe`), without credentials.
 * PULL_COUNTS is `unsupported`: ECR reports only `lastRecordedPullTime`; daily
   counts need CloudTrail data events queried elsewhere (Athena / CloudTrail Lake).
 
@@ -112,7 +112,7 @@ from audits.model import (
     TlsFacts,
     utcnow,
 )
-from audits.targets import DistributionTarget, EcrTarget
+from audits.targets import EcrTarget
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudtrail import CloudTrailClient
@@ -315,33 +315,25 @@ def _probed_endpoint_facts(
     target: EcrTarget, registry: Outcome[Any], options: CollectOptions, counter: RequestCounter, seams: HttpSeams
 ) -> dict[str, Fact[Any]]:
     """`probe_endpoint: true`: the endpoint from DescribeRegistry, observed from
-    outside like any OCI registry. ECR's endpoint speaks the Distribution API, so
-    the Distribution collector (no credentials given) makes the TLS handshake, the
-    plain-HTTP `/v2/` probe and the anonymous `/v2/` + `/v2/_catalog` probes; only
-    those three facts are kept (its repository listing is refused without
-    credentials and dropped). Its requests are counted here."""
-    from audits.collectors import distribution, tls_probe
+    outside like any OCI registry by the shared endpoint probe (no credentials):
+    the TLS handshake, the plain-HTTP `/v2/` probe and the anonymous `/v2/` +
+    `/v2/_catalog` probes. Its requests are counted here."""
+    from audits.collectors import oci_probe, tls_probe
 
     registry_id = registry.value.get("registryId") if registry.value is not None else None
     if not registry_id:
         error: Fact[Any] = Fact.error(registry.error or "no registry id", source="ecr:DescribeRegistry")
         return {name: error for name in (ENDPOINT, TLS, PLAIN_HTTP, ANONYMOUS_ACCESS)}
-    host = registry_host(str(registry_id), target.region)
-    url = f"https://{host}"
-    probe_target = DistributionTarget.model_validate(
-        {"name": target.name, "kind": "distribution", "url": url, "timeout": options.timeout}
-    )
-    probed = distribution.collect(
-        probe_target,
-        CollectOptions(concurrency=min(max(options.concurrency, 1), 4), timeout=options.timeout),
+    url = f"https://{registry_host(str(registry_id), target.region)}"
+    probed = oci_probe.observe_endpoint(
+        url,
+        timeout=options.timeout,
+        counter=counter,
+        concurrency=min(max(options.concurrency, 1), 4),
         transport=seams.probe,
         tls_probe=seams.tls_probe or tls_probe.probe_tls,
-        counter=counter,
     )
-    return {
-        ENDPOINT: Fact.ok(EndpointFacts(url=url, scheme="https"), source="ecr:DescribeRegistry"),
-        **{name: probed.facts[name] for name in (TLS, PLAIN_HTTP, ANONYMOUS_ACCESS)},
-    }
+    return {**probed, ENDPOINT: Fact.ok(EndpointFacts(url=url, scheme="https"), source="ecr:DescribeRegistry")}
 
 
 def _all_errors(target: EcrTarget, detail: str, source: str, started: datetime, counter: RequestCounter) -> TargetFacts:

@@ -11,6 +11,8 @@ Two handshakes, on purpose:
    text (`certificate has expired`, `self-signed certificate`, ...) becomes
    `verify_error`.
 
+Each handshake, connect included, ends within the probe's `timeout`.
+
 Hostname matching is checked separately against the certificate's subject
 alternative names (DNS names with RFC 6125 left-most wildcards, IP addresses
 for IP targets); the subject CN is not used, as modern clients do not.
@@ -22,6 +24,7 @@ import contextlib
 import ipaddress
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -86,7 +89,7 @@ def _observe(host: str, port: int, timeout: float) -> _Observed:
             cipher = tls.cipher()
             return _Observed(tls.version(), cipher[0] if cipher else None, tls.getpeercert(binary_form=True))
     except TimeoutError:
-        raise TlsProbeError(f"TLS handshake timed out after {timeout:g}s") from None
+        raise TlsProbeError(_timed_out("TLS handshake", timeout)) from None
     except ConnectionRefusedError:
         raise TlsProbeError("connection refused") from None
     except ssl.SSLError as exc:
@@ -112,13 +115,28 @@ def _verify(host: str, port: int, ca_file: Path | None, timeout: float) -> str |
     except ssl.SSLError as exc:
         return f"TLS handshake failed: {exc.reason or exc.__class__.__name__}"
     except TimeoutError:
-        return f"verifying handshake timed out after {timeout:g}s"
+        return _timed_out("verifying handshake", timeout)
     except OSError as exc:
         return f"verifying handshake failed: {exc.strerror or exc.__class__.__name__}"
 
 
 def _connect(host: str, port: int, timeout: float) -> socket.socket:
-    return socket.create_connection((host, port), timeout=timeout)
+    """A TCP connection left with what remains of `timeout` as its socket
+    timeout. CPython's ssl bounds a whole handshake by the socket timeout (not
+    each read), so connect plus handshake end within `timeout` even against a
+    server that drips one byte at a time."""
+    deadline = time.monotonic() + timeout
+    raw = socket.create_connection((host, port), timeout=timeout)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raw.close()
+        raise TimeoutError
+    raw.settimeout(remaining)
+    return raw
+
+
+def _timed_out(what: str, timeout: float) -> str:
+    return f"{what} timed out: not complete within {timeout:g} s"
 
 
 def _sni(host: str) -> str | None:

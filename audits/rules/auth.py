@@ -11,11 +11,13 @@ from audits.model import (
     ANONYMOUS_ACCESS,
     PLAIN_HTTP,
     REPOSITORIES,
+    TOKEN_REALM_ORIGIN,
     AdminAccountFacts,
     AnonymousAccessFacts,
     PlainHttpFacts,
     RepositoryFacts,
     Severity,
+    TokenRealmFacts,
     Verdict,
 )
 from audits.rules.common import REGISTRY_KINDS, evidence, registry_resource, target_is_prod
@@ -165,7 +167,8 @@ def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool)
         rationale=(
             "A `WWW-Authenticate: Basic` challenge on plain HTTP makes every docker client send "
             "the username and password base64-encoded in clear text with each request. Anyone "
-            "on the network path collects reusable registry credentials."
+            "on the network path collects reusable registry credentials. The same holds for a "
+            "Bearer challenge whose token realm is plain HTTP: clients send it their password."
         ),
         seed_section="Authentication",
         severity=Severity.CRITICAL,
@@ -189,7 +192,8 @@ def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool)
     )
 )
 def no_basic_auth_over_http(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
-    """A Basic challenge over HTTP fails. A pass needs a conclusive answer: the
+    """A Basic challenge over HTTP fails, and so does a plain-HTTP token realm
+    (where the collector observed one: TOKEN_REALM_ORIGIN). A pass needs a conclusive answer: the
     API itself without Basic, a redirect, a non-API answer (e.g. 400 from a TLS
     port), or a refusal while the registry answers on its own URL. A 5xx, or a
     refusal from a host that is down, says nothing about its configuration."""
@@ -205,12 +209,27 @@ def no_basic_auth_over_http(ctx: RuleContext, facts: FactView) -> Iterator[Verdi
     )
     if "basic" in plain.challenge_schemes:
         yield failed(plain.url, "plain HTTP answers with a Basic authentication challenge", **ev)
+        return
+    realm = _token_realm(facts)
+    if realm is not None and realm.plain_http:
+        ev.update(token_realm_origin=realm.origin, token_realm_same_origin=realm.same_origin)
+        message = f"the Bearer challenge sends clients to token realm {realm.origin} over plain HTTP"
+        yield failed(plain.url, message, **ev)
     elif plain.status is not None and plain.status >= 500 and not plain.redirects_to_https:
         yield errored(plain.url, f"plain HTTP answered {plain.status}: cannot tell which challenge it sends", **ev)
     else:
         if plain.status is None:
             facts.require(ANONYMOUS_ACCESS)
         yield passed(plain.url, "no Basic challenge over plain HTTP", **ev)
+
+
+def _token_realm(facts: FactView) -> TokenRealmFacts | None:
+    """The Bearer realm clients are sent to, for kinds whose collector probes
+    it (a failed probe raises, so the rule errors rather than passes)."""
+    if not facts.has(TOKEN_REALM_ORIGIN):
+        return None
+    realm: TokenRealmFacts = facts.require(TOKEN_REALM_ORIGIN)
+    return realm
 
 
 @rule(

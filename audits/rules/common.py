@@ -30,7 +30,7 @@ from audits.rules.registry import (
     not_applicable,
     passed,
 )
-from audits.vocabulary import cosign_artifact
+from audits.vocabulary import is_artifact_tag
 
 # Kinds judged on image references / the client's docker config instead of a registry.
 IMAGE_REFS_KIND = "image-refs"
@@ -93,8 +93,8 @@ def is_release_tag(tag: str) -> bool:
 
 
 def is_signature_artifact(tag: str) -> bool:
-    """cosign signature/attestation/SBOM tags are artifacts, not images."""
-    return cosign_artifact(tag) is not None
+    """cosign signature/attestation/SBOM tags and referrers indexes are artifacts, not images."""
+    return is_artifact_tag(tag)
 
 
 def image_tags(repo: RepositoryFacts) -> list[TagFacts]:

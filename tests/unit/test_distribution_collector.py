@@ -45,6 +45,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 COSIGN_SIG_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json"
 USER, PASSWORD = "ci-bot", "canary-Pa55word-7f3e"
+TOKEN_SERVICE = "https://auth.test"  # FakeRegistry's token realm, another origin than the registry
 
 
 def sha(data: bytes) -> str:
@@ -371,7 +372,7 @@ def test_bearer_token_flow(creds_env: dict[str, str]) -> None:
     reg = FakeRegistry(auth="bearer")
     reg.push("app/web", "v1", manifest_bytes("1"))
     reg.push("app/api", "v1", manifest_bytes("2"))
-    facts = run(reg, target(**creds_env))
+    facts = run(reg, target(**creds_env, allowed_token_realms=[TOKEN_SERVICE]))
     anon = facts.facts[ANONYMOUS_ACCESS].value
     assert anon.challenge.scheme == "bearer"
     assert anon.challenge.realm == "https://auth.test/token" and anon.challenge.service == "reg.test"
@@ -417,7 +418,7 @@ def test_canary_password_never_reaches_facts(creds_env: dict[str, str], mode: st
         "/v2/app/boom/": httpx.ConnectError(f"cannot reach with password {PASSWORD}"),
         "/v2/app/echo/": httpx.Response(500, text=f"echo: Authorization: Basic {basic_b64} {PASSWORD}"),
     }
-    facts = run(reg, target(**creds_env))
+    facts = run(reg, target(**creds_env, allowed_token_realms=[TOKEN_SERVICE]))
     repos = repos_of(facts)
     assert repos["app/boom"].error == "cannot connect: cannot reach with password ***"
     assert repos["app/echo"].error == "HTTP 500 from GET /v2/app/echo/tags/list"
@@ -433,7 +434,7 @@ def test_canary_password_never_reaches_facts(creds_env: dict[str, str], mode: st
     ("fault", "detail"),
     [
         (httpx.ConnectError("[Errno 111] Connection refused"), "connection refused"),
-        (httpx.ReadTimeout("read timed out"), "timed out after 2s"),
+        (httpx.ReadTimeout("read timed out"), "timed out: no complete answer within 2 s"),
     ],
 )
 def test_unreachable_registry_gives_error_facts(fault: Exception, detail: str) -> None:
@@ -476,7 +477,7 @@ def test_repository_and_tag_failures_stay_local() -> None:
     assert repos["good"].error is None and tags_of(repos["good"])["v1"].digest
     partly = tags_of(repos["partly"])
     assert partly["v1"].error is None and partly["v1"].digest
-    assert partly["v2"].error == "timed out after 2s" and partly["v2"].digest is None
+    assert partly["v2"].error == "timed out: no complete answer within 2 s" and partly["v2"].digest is None
 
 
 def test_unexpected_failure_never_escapes_collect() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from audits.collectors.distribution import bind_exposure, config_facts, htpasswd_users, storage_encryption
+from audits.collectors.distribution_config import bind_exposure, config_facts, htpasswd_users, storage_encryption
 from audits.model import (
     ADMIN_ACCOUNT,
     CREDENTIALS,

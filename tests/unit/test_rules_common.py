@@ -142,7 +142,7 @@ def test_release_prefix_and_digest_and_artifact_tags() -> None:
     assert not is_digest_tag("abc123")
     assert is_signature_artifact(SIG_TAG)
     assert is_signature_artifact("sha256-" + "a" * 64 + ".att")
-    assert not is_signature_artifact("sha256-" + "a" * 64)
+    assert is_signature_artifact("sha256-" + "a" * 64)  # an OCI referrers-tag-schema index, not an image
 
 
 def test_filters_covering_is_case_sensitive_wildcard() -> None:

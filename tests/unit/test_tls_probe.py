@@ -9,6 +9,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,7 +204,40 @@ def test_plain_tcp_server_is_not_tls() -> None:
 def test_silent_server_times_out() -> None:
     with socket.create_server(("127.0.0.1", 0)) as listener, pytest.raises(TlsProbeError) as info:
         probe_tls("127.0.0.1", listener.getsockname()[1], None, timeout=0.3)
-    assert info.value.detail == "TLS handshake timed out after 0.3s"
+    assert info.value.detail == "TLS handshake timed out: not complete within 0.3 s"
+
+
+def test_a_server_dripping_its_handshake_is_cut_at_the_deadline() -> None:
+    """One byte every 0.1 s never trips a 1 s per-read timeout; the handshake
+    as a whole must still end within the timeout."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)  # the ClientHello
+            record = b"\x16\x03\x03\x40\x00" + b"\x02" * 80  # a 16 KiB handshake record, a byte at a time
+            for i in range(len(record)):
+                if stop.wait(0.1):
+                    return
+                try:
+                    conn.sendall(record[i : i + 1])
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=drip)
+    thread.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(TlsProbeError) as info:
+            probe_tls("127.0.0.1", listener.getsockname()[1], None, timeout=1)
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(timeout=5)
+    assert time.monotonic() - started < 2.5
+    assert info.value.detail == "TLS handshake timed out: not complete within 1 s"
 
 
 def test_missing_ca_file_is_a_verify_error(serve: Serve, ca: Issued, tmp_path: Path) -> None:
