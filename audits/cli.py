@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_USAGE = 0, 2  # 1 (failing) and 3 (incomplete) come from engine.exit_code
 ALL_FORMATS = ("html", "md", "json", "sarif", "junit", "oscal")
 DEFAULT_FORMATS = "html,md,json,sarif,junit"
+ERROR_LINE_LIMIT = 1000  # characters: a config path, key and reason fit; a pasted blob does not
 DEFAULT_SANDBOX_DIR = Path(".regguard/sandbox")
 # The demo declares use cases so RG-FIT-001 shows the decision matrix at work.
 DEMO_USE_CASES = ("enterprise-internal", "vulnerability-scanning")
@@ -102,11 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "lint-refs": cmd_lint_refs,
     }
     from audits.config import ConfigError
+    from audits.untrusted import terminal_text
 
     try:
         return handlers[args.command](args)
     except (ConfigError, UsageError) as exc:
-        print(f"regguard: {exc}", file=sys.stderr)
+        print(f"regguard: {terminal_text(exc, limit=ERROR_LINE_LIMIT)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("regguard: interrupted", file=sys.stderr)
