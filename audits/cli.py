@@ -160,13 +160,16 @@ def audit_and_report(
     evidence: bool,
     concurrency: int = 16,
 ) -> AuditRun:
-    """Run the audit with progress, keep history, write reports, print the summary."""
+    """Check the output location, run the audit with progress, keep history,
+    write reports, print the summary."""
     from audits.engine import run_audit
     from audits.history import HistoryStore
     from audits.progress import terminal_progress
     from audits.rules.registry import catalog
+    from audits.safe_files import UnsafeLocation
     from reports import write_evidence_bundle, write_reports
 
+    _check_output(output)
     history = HistoryStore(config.history_dir or (config_dir / ".regguard" / "history"))
     with terminal_progress() as progress:
         run = run_audit(
@@ -177,15 +180,28 @@ def audit_and_report(
             pull_history=history.pull_baseline(),
         )
     history.record(run.result, run.facts)
-    output.mkdir(parents=True, exist_ok=True)
     rules = catalog()
-    paths = write_reports(run.result, rules, formats, output)
-    if evidence:
-        paths.append(write_evidence_bundle(run.result, rules, output, _facts_for_bundle(run)))
+    try:
+        paths = write_reports(run.result, rules, formats, output)
+        if evidence:
+            paths.append(write_evidence_bundle(run.result, rules, output, _facts_for_bundle(run)))
+    except UnsafeLocation as exc:  # the directory changed under us since `_check_output`
+        raise UsageError(str(exc)) from None
     from audits.summary import print_summary
 
     print_summary(run.result, paths)
     return run
+
+
+def _check_output(output: Path) -> None:
+    """Refuse a bad `--output` (a file, under a file, /proc, a link, a folder
+    others can rewrite) before anything is audited: exit 2, one line."""
+    from audits.safe_files import UnsafeLocation, prepare_output_dir
+
+    try:
+        prepare_output_dir(output)
+    except UnsafeLocation as exc:
+        raise UsageError(f"--output {exc}") from None
 
 
 def _facts_for_bundle(run: AuditRun) -> dict[str, dict[str, Any]]:
@@ -317,6 +333,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from sandbox.estate import start_estate
 
     output: Path = args.output
+    _check_output(output)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="regguard-demo-"))
     print(f"starting the local estate in {workdir} ...", file=sys.stderr)
     estate = start_estate(workdir, extra_services=_extra_services())
@@ -324,7 +341,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         os.environ.update(estate.env)
         raw = estate.audit_config(use_cases=DEMO_USE_CASES)
         config_path = output / "regguard.yaml"
-        output.mkdir(parents=True, exist_ok=True)
         _write_yaml(config_path, raw)
         config = parse_config(raw, config_path)
         audit_and_report(
@@ -353,8 +369,9 @@ def _extra_services() -> list[Any]:
 def _write_yaml(path: Path, data: Any) -> None:
     import yaml
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    from audits.safe_files import write_replacing
+
+    write_replacing(path.parent, path.name, yaml.safe_dump(data, sort_keys=False).encode("utf-8"))
 
 
 if __name__ == "__main__":  # pragma: no cover
