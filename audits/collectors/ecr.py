@@ -67,6 +67,7 @@ import boto3
 import httpx
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from audits.collectors import cosign
 from audits.collectors.base import CollectOptions, RequestCounter
@@ -123,6 +124,7 @@ from audits.model import (
     TlsFacts,
     utcnow,
 )
+from audits.untrusted import terminal_text
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudtrail import CloudTrailClient
@@ -145,6 +147,14 @@ _SHA256_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 _MANAGED_ENDPOINT = "AWS-managed HTTPS endpoint; set probe_endpoint: true to probe it"
 _AKIA = re.compile(r"\b(A[KS]IA|ASIA)[A-Z0-9]{12}([A-Z0-9]{4})\b")
+# What an answer botocore cannot use raises out of a call: its parser's own
+# error (a plain Exception, not a BotoCoreError) for XML that is not XML, a
+# UnicodeDecodeError (a ValueError) for JSON that is not UTF-8, and
+# AttributeError/TypeError/KeyError when JSON or our reading of it meets the
+# wrong shape. Each is that call's error, like a ClientError, not the end of
+# the collection.
+_UNUSABLE_ANSWER = (ResponseParserError, ValueError, TypeError, AttributeError, KeyError)
+MAX_ERROR_CHARS = 300  # of an AWS or botocore message in a fact; bodies can be megabytes
 
 
 # --------------------------------------------------------------------------
@@ -323,6 +333,8 @@ def _attempt(fn: Callable[[], T]) -> Outcome[T]:
         return Outcome(error=_describe(exc), error_code=_error_code(exc), error_exc=exc)
     except BotoCoreError as exc:
         return Outcome(error=_describe(exc), error_exc=exc)
+    except _UNUSABLE_ANSWER as exc:
+        return Outcome(error=f"unusable answer: {type(exc).__name__}: {_describe(exc)}", error_exc=exc)
 
 
 def _error_code(exc: ClientError) -> str:
@@ -330,13 +342,18 @@ def _error_code(exc: ClientError) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    """A one-line reason with any access key id masked (AWS messages can name one)."""
+    """A one-line reason with any access key id masked (AWS messages can name
+    one), capped, control characters made visible: the message is the remote
+    side's text, and botocore's parser error appends the whole raw body after
+    its first line, which is all we keep of it."""
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         text = f"{err.get('Code', 'Error')}: {err.get('Message', '')}".rstrip(": ")
     else:
         text = str(exc) or type(exc).__name__
-    return _AKIA.sub(lambda m: mask_key_id(m.group(0)), text)
+        if isinstance(exc, ResponseParserError):
+            text = text.split("\n", 1)[0]
+    return terminal_text(_AKIA.sub(lambda m: mask_key_id(m.group(0)), text), limit=MAX_ERROR_CHARS)
 
 
 # --------------------------------------------------------------------------
