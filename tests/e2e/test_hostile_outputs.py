@@ -108,3 +108,23 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for v in value:
             yield from _strings(v)
+
+
+def test_hostile_file_names_never_reach_html_or_markdown_raw(tmp_path: Path) -> None:
+    from audits.cli import main
+
+    folder = tmp_path / ESCAPES.replace("/", "_")
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM nginx:latest\n")
+    config = tmp_path / "regguard.yaml"
+    config.write_text(yaml.safe_dump({"targets": [{"name": "refs", "kind": "image-refs", "paths": [str(tmp_path)]}]}))
+    out = tmp_path / "out"
+    main(["audit", "-c", str(config), "--output", str(out), "--format", "html,md,json"])
+    for name in ("report.html", "report.md"):
+        text = (out / name).read_text(encoding="utf-8")
+        for raw in ("\x1b", "\x07", "\u202e"):
+            assert raw not in text, name
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "a\\x1b[2Jb\\x1b]8;;https:__evil.example_\\x07c\\u202ed" in html  # in the finding's evidence
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert any(str(folder) in s for s in _strings(report)), "JSON keeps the exact file name"
