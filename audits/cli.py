@@ -103,11 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "lint-refs": cmd_lint_refs,
     }
     from audits.config import ConfigError
+    from audits.safe_files import UnsafeLocation
     from audits.untrusted import terminal_text
 
     try:
         return handlers[args.command](args)
-    except (ConfigError, UsageError) as exc:
+    except (ConfigError, UsageError, UnsafeLocation) as exc:
         print(f"regguard: {terminal_text(exc, limit=ERROR_LINE_LIMIT)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -166,7 +167,6 @@ def audit_and_report(
     from audits.history import HistoryStore
     from audits.progress import terminal_progress
     from audits.rules.registry import catalog
-    from audits.safe_files import UnsafeLocation
     from reports import write_evidence_bundle, write_reports
 
     _check_output(output)
@@ -181,12 +181,9 @@ def audit_and_report(
         )
     history.record(run.result, run.facts)
     rules = catalog()
-    try:
-        paths = write_reports(run.result, rules, formats, output)
-        if evidence:
-            paths.append(write_evidence_bundle(run.result, rules, output, _facts_for_bundle(run)))
-    except UnsafeLocation as exc:  # the directory changed under us since `_check_output`
-        raise UsageError(str(exc)) from None
+    paths = write_reports(run.result, rules, formats, output)
+    if evidence:
+        paths.append(write_evidence_bundle(run.result, rules, output, _facts_for_bundle(run)))
     from audits.summary import print_summary
 
     print_summary(run.result, paths)
