@@ -31,6 +31,7 @@ EXIT_INCOMPLETE = 3  # also: collection cut short by SIGTERM / SIGINT, reports w
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # stopped by a signal outside an audit, or by a second one: no reports
 ALL_FORMATS = ("html", "md", "json", "sarif", "junit", "oscal")
 DEFAULT_FORMATS = "html,md,json,sarif,junit"
+ERROR_LINE_LIMIT = 1000  # characters: a config path, key and reason fit; a pasted blob does not
 DEFAULT_SANDBOX_DIR = Path(".regguard/sandbox")
 # The demo declares use cases so RG-FIT-001 shows the decision matrix at work.
 DEMO_USE_CASES = ("enterprise-internal", "vulnerability-scanning")
@@ -122,11 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "lint-refs": cmd_lint_refs,
     }
     from audits.config import ConfigError
+    from audits.safe_files import UnsafeLocation
+    from audits.untrusted import terminal_text
 
     try:
         return handlers[args.command](args)
-    except (ConfigError, UsageError) as exc:
-        print(f"regguard: {exc}", file=sys.stderr)
+    except (ConfigError, UsageError, UnsafeLocation) as exc:
+        print(f"regguard: {terminal_text(exc, limit=ERROR_LINE_LIMIT)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("regguard: interrupted", file=sys.stderr)
@@ -228,13 +231,15 @@ def audit_and_report(
     deadline: float | None = None,
     max_repositories: int | None = None,
 ) -> AuditRun:
-    """Run the audit with progress, keep history, write reports, print the summary.
-    A signal during the run ends the collection early; the reports still follow."""
+    """Check the output location, run the audit with progress, keep history,
+    write reports, print the summary. A signal during the run ends the
+    collection early; the reports still follow."""
     from audits.engine import run_audit
     from audits.history import HistoryStore
     from audits.progress import terminal_progress
     from audits.scheduler import StopRequest
 
+    _check_output(output)
     history = HistoryStore(config.history_dir or (config_dir / ".regguard" / "history"))
     stop = StopRequest()
     with _signals_end_collection(stop):
@@ -267,6 +272,17 @@ def _write_outputs(run: AuditRun, formats: Sequence[str], output: Path, evidence
     if evidence:
         paths.append(write_evidence_bundle(run.result, rules, output, _facts_for_bundle(run)))
     print_summary(run.result, paths)
+
+
+def _check_output(output: Path) -> None:
+    """Refuse a bad `--output` (a file, under a file, /proc, a link, a folder
+    others can rewrite) before anything is audited: exit 2, one line."""
+    from audits.safe_files import UnsafeLocation, prepare_output_dir
+
+    try:
+        prepare_output_dir(output)
+    except UnsafeLocation as exc:
+        raise UsageError(f"--output {exc}") from None
 
 
 def _facts_for_bundle(run: AuditRun) -> dict[str, dict[str, Any]]:
@@ -398,6 +414,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from sandbox.process import spawned_processes
 
     output: Path = args.output
+    _check_output(output)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="regguard-demo-"))
     print(f"starting the local estate in {workdir} ...", file=sys.stderr)
     # Whatever interrupts the demo (a signal between a server's start and its
@@ -420,7 +437,6 @@ def _audit_estate(estate: Estate, output: Path) -> AuditRun:
         os.environ.update(estate.env)
         raw = estate.audit_config(use_cases=DEMO_USE_CASES)
         config_path = output / "regguard.yaml"
-        output.mkdir(parents=True, exist_ok=True)
         _write_yaml(config_path, raw)
         config = parse_config(raw, config_path)
         return audit_and_report(
@@ -451,8 +467,9 @@ def _extra_services() -> list[Any]:
 def _write_yaml(path: Path, data: Any) -> None:
     import yaml
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    from audits.safe_files import write_replacing
+
+    write_replacing(path.parent, path.name, yaml.safe_dump(data, sort_keys=False).encode("utf-8"))
 
 
 if __name__ == "__main__":  # pragma: no cover

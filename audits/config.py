@@ -106,19 +106,136 @@ def _target_model(entry: Any) -> type[TargetConfig]:
 
 def load_config(path: Path) -> AuditConfig:
     """Read and validate `path`; raise ConfigError with a one-line message."""
+    return parse_config(_load_yaml(_read_config_text(path), path), path)
+
+
+# A real audit config is a few KB with a few hundred YAML nodes, nested about
+# five levels (top -> targets -> target -> repositories -> name). The caps sit
+# far above that and far below what hurts: 100,000 nodes take the secret scan
+# and pydantic well under a second; 32 levels stay far from Python's
+# recursion limit in PyYAML's composer.
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_CONFIG_NODES = 100_000
+MAX_CONFIG_DEPTH = 32
+
+
+def _read_config_text(path: Path) -> str:
+    """The file as text, at most MAX_CONFIG_BYTES of it (`/dev/stdin` works;
+    `/dev/zero` is refused instead of read forever)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            data = stream.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB; not an audit config")
     try:
-        raw = yaml.safe_load(text)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+
+
+class _TooComplex(yaml.YAMLError):
+    """A document the loader refuses to compose or expand; `where` is a mark."""
+
+    def __init__(self, what: str, where: yaml.Mark | None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.problem_mark = where
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that stops composing past MAX_CONFIG_DEPTH levels, before
+    PyYAML's recursive composer can hit Python's recursion limit."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_CONFIG_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _TooComplex(f"nested deeper than {MAX_CONFIG_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _load_yaml(text: str, path: Path) -> Any:
+    """Parse one YAML document safely; every failure is one ConfigError line.
+
+    Aliases stay allowed (anchors and `<<:` merge keys are how people share
+    target settings), but the document is measured as if every alias were
+    expanded before anything walks it: PyYAML shares aliased nodes, while the
+    inline-secret scan and pydantic visit each use, so 400 bytes of nested
+    aliases would cost them 10**9 visits."""
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _ExpansionBudget().measure(node, depth=1)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML") from None
-    return parse_config(raw, path)
+        raise ConfigError(_yaml_problem(path, exc)) from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a constructor refused a value: 2024-13-45
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1})" if mark is not None else ""
+    if isinstance(exc, _TooComplex):
+        return f"{path}{where}: {exc.what}"
+    return f"{path}{where}: not valid YAML"
+
+
+class _ExpansionBudget:
+    """Counts a node graph's nodes and height as if aliases were copies,
+    visiting each shared node once (memoised), refusing cycles."""
+
+    def __init__(self) -> None:
+        self._measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded nodes, height)
+        self._open: set[int] = set()
+
+    def measure(self, node: yaml.Node, depth: int) -> tuple[int, int]:
+        if depth > MAX_CONFIG_DEPTH:  # checked on the way down: chained aliases can nest without end
+            raise _TooComplex(f"nested deeper than {MAX_CONFIG_DEPTH} levels once aliases expand", node.start_mark)
+        key = id(node)
+        if key in self._open:
+            raise _TooComplex("an alias refers to itself (a recursive structure)", node.start_mark)
+        if key not in self._measured:
+            self._open.add(key)
+            self._measured[key] = self._children(node, depth)
+            self._open.discard(key)
+        size, height = self._measured[key]
+        if depth + height - 1 > MAX_CONFIG_DEPTH:
+            raise _TooComplex(f"nested deeper than {MAX_CONFIG_DEPTH} levels once aliases expand", node.start_mark)
+        return size, height
+
+    def _children(self, node: yaml.Node, depth: int) -> tuple[int, int]:
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            return 1, 1
+        size, height = 1, 1
+        for child in children:
+            child_size, child_height = self.measure(child, depth + 1)
+            size += child_size
+            height = max(height, child_height + 1)
+            if size > MAX_CONFIG_NODES:
+                raise _TooComplex(
+                    f"aliases expand to more than {MAX_CONFIG_NODES} nodes (an alias bomb?)", node.start_mark
+                )
+        return size, height
 
 
 def parse_config(raw: Any, path: Path) -> AuditConfig:

@@ -2,7 +2,9 @@
 
 Collectors report `(what, done, total)`; one progress bar per `what` (the
 engine prefixes the target name). When stderr is not a TTY — CI, pipes — the
-callback is None and nothing is printed.
+callback is None and nothing is printed. Descriptions are shown as plain
+text (`markup=False`, control characters made visible): they may carry names
+an audited system chose.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from audits.collectors.base import ProgressCallback
+from audits.untrusted import terminal_text
 
 
 @contextmanager
@@ -26,7 +29,7 @@ def terminal_progress(force: bool = False) -> Iterator[ProgressCallback | None]:
     lock = threading.Lock()
     tasks: dict[str, TaskID] = {}
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -37,7 +40,7 @@ def terminal_progress(force: bool = False) -> Iterator[ProgressCallback | None]:
         def update(what: str, done: int, total: int | None) -> None:
             with lock:
                 if what not in tasks:
-                    tasks[what] = progress.add_task(what, total=total)
+                    tasks[what] = progress.add_task(terminal_text(what), total=total)
                 progress.update(tasks[what], completed=done, total=total)
 
         yield update

@@ -1,5 +1,9 @@
 """What the terminal shows after an audit: a summary table and the paths
-written. Formatting only; counts come from the result."""
+written. Formatting only; counts come from the result.
+
+Names and messages come from the audited systems, so they reach rich only as
+`Text` (never parsed as markup) made safe by `audits.untrusted.terminal_text`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from audits.model import AuditResult, Status
+from audits.untrusted import terminal_text
 
 _STATUS_COLUMNS = (Status.PASS, Status.FAIL, Status.ERROR, Status.MANUAL, Status.NOT_APPLICABLE)
 _SHORT = {Status.NOT_APPLICABLE: "n/a"}
@@ -26,35 +31,46 @@ def _console() -> Any:
     return Console(highlight=False, soft_wrap=True)
 
 
-def print_summary(result: AuditResult, paths: Sequence[Path]) -> None:
+def _text(*parts: str | tuple[str, str]) -> Any:
+    """A rich `Text` from untrusted parts; `(text, style)` pairs are styled.
+    Text is never parsed for markup, so `[/x]` or `[link=...]` stay text."""
+    from rich.text import Text
+
+    text = Text()
+    for part in parts:
+        value, style = part if isinstance(part, tuple) else (part, "")
+        text.append(terminal_text(value), style=style)
+    return text
+
+
+def print_summary(result: AuditResult, paths: Sequence[Path], console: Any = None) -> None:
     """A counts table per target, then the failing rules of each target as
     wrapped text (rule ids in a table column wrap into unreadable stubs)."""
-    from rich.markup import escape
     from rich.table import Table
 
-    console = _console()
-    table = Table(title=f"regguard audit — environment {result.environment}")
+    console = console or _console()
+    table = Table(title=_text(f"regguard audit — environment {result.environment}"))
     table.add_column("target", no_wrap=True)
     table.add_column("kind", no_wrap=True)
     for status in _STATUS_COLUMNS:
         table.add_column(_SHORT.get(status, status.value), justify="right", style=_STATUS_STYLE.get(status, ""))
     for target in result.targets:
         counts = Counter(f.status for f in result.findings if f.target == target.name)
-        table.add_row(target.name, target.kind, *(str(counts.get(s, 0)) for s in _STATUS_COLUMNS))
+        table.add_row(_text(target.name), _text(target.kind), *(str(counts.get(s, 0)) for s in _STATUS_COLUMNS))
     console.print(table)
     for target in result.targets:
         failing = sorted({f.rule for f in result.findings if f.target == target.name and f.status is Status.FAIL})
         if failing:
-            console.print(f"[bold]{target.name}[/] fails: {', '.join(failing)}")
+            console.print(_text((target.name, "bold"), " fails: ", ", ".join(failing)))
     totals = result.summary()
     console.print("total: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
     for t in result.targets:
         if not t.complete:
-            console.print(f"[magenta]incomplete[/]: {t.name}: {t.errors[0] if t.errors else 'errors'}", markup=True)
+            console.print(_text(("incomplete", "magenta"), ": ", t.name, ": ", t.errors[0] if t.errors else "errors"))
         for warning in t.warnings:
-            console.print(f"[yellow]warning[/]: {escape(t.name)}: {escape(warning)}", markup=True)
+            console.print(_text(("warning", "yellow"), ": ", t.name, ": ", warning))
     for path in paths:
-        console.print(f"wrote {path}")
+        console.print(_text("wrote ", str(path)))
 
 
 def print_recommendations(use_cases: Sequence[str], ranking: Sequence[Any]) -> None:
@@ -81,13 +97,13 @@ def print_lint_findings(result: AuditResult) -> None:
     console = _console()
     for f in result.findings:
         if f.status is Status.FAIL:
-            console.print(f"{_location(f)}: [{f.severity.value}] {f.rule} {f.message}", markup=False)
+            console.print(_text(_location(f), f": [{f.severity.value}] {f.rule} ", f.message))
     blocked: dict[tuple[str, str], list[str]] = {}
     for f in result.findings:
         if f.status is Status.ERROR:
             blocked.setdefault((_location(f), f.message), []).append(f.rule)
     for (loc, message), rules in blocked.items():
-        console.print(f"{loc}: [error] {message} (blocks {', '.join(sorted(rules))})", markup=False)
+        console.print(_text(loc, ": [error] ", message, f" (blocks {', '.join(sorted(rules))})"))
     counts = result.summary()
     console.print(f"{counts['fail']} failing, {counts['error']} errors, {counts['pass']} passing")
 

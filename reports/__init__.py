@@ -11,6 +11,7 @@ from pathlib import Path
 
 from audits.model import AuditResult
 from audits.rules.registry import Rule
+from audits.safe_files import write_replacing
 from reports.base import Reporter, redact
 from reports.evidence import write_evidence_bundle
 from reports.html import HtmlReporter
@@ -57,12 +58,10 @@ def write_reports(
 ) -> list[Path]:
     """Render each requested format into `output_dir` (created if needed)
     and return the written paths in request order; every format name is
-    checked before anything is written."""
+    checked before anything is written. Each file replaces whatever entry
+    had its name and never writes through a link (`audits.safe_files`)."""
     reporters = [get_reporter(fmt) for fmt in dict.fromkeys(formats)]
-    output_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for reporter in reporters:
-        path = output_dir / reporter.filename
-        path.write_text(reporter.render(result, rules), encoding="utf-8")
-        written.append(path)
-    return written
+    return [
+        write_replacing(output_dir, reporter.filename, reporter.render(result, rules).encode("utf-8"))
+        for reporter in reporters
+    ]

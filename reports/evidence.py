@@ -17,6 +17,7 @@ whose MANIFEST hashes an auditor can re-check.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import zipfile
@@ -27,6 +28,7 @@ from typing import Any
 from audits.controls import label_to_id, nist_title
 from audits.model import AuditResult, Finding, count_statuses
 from audits.rules.registry import Rule
+from audits.safe_files import write_replacing
 from reports.base import (
     control_index,
     control_state,
@@ -182,15 +184,14 @@ def write_evidence_bundle(
     the raw observations; dataclasses are converted and redacted."""
     files = bundle_files(result, rules, facts_by_target)
     files["MANIFEST.json"] = _dump(manifest(files))
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / BUNDLE_NAME
     finished = result.finished_at
     stamp = (max(finished.year, 1980), finished.month, finished.day,
              finished.hour, finished.minute, finished.second)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(files):
             info = zipfile.ZipInfo(name, date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             archive.writestr(info, files[name])
-    return path
+    return write_replacing(output_dir, BUNDLE_NAME, buffer.getvalue())  # never through a planted link

@@ -2,8 +2,9 @@
 external assets, so it can be mailed or archived as a single file.
 
 Registry, repository and tag names come from the audited systems and are
-untrusted; the Jinja2 environment autoescapes everything, and evidence is
-rendered as escaped, pretty-printed JSON.
+untrusted; the Jinja2 environment autoescapes everything, shows control and
+bidi characters as visible escapes (`finalize`), and evidence is rendered as
+escaped, pretty-printed JSON.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from audits.model import AuditResult
 from audits.rules.registry import Rule
+from audits.untrusted import document_value
 from reports.base import pretty_json
 from reports.view import build_view
 
@@ -29,6 +31,7 @@ def html_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=document_value,
     )
     env.filters["pretty_json"] = pretty_json
     return env

@@ -5,7 +5,8 @@ control view.
 Jinja2 renders it with HTML autoescaping off (this is not HTML); instead
 every untrusted value goes through `md_cell` or `md_inline`, which escape
 Markdown syntax and raw HTML so a repository name cannot break a table or
-inject markup.
+inject markup. Control and bidi characters are shown as visible escapes
+(`\\x1b`) in every value, filtered or not.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from audits.model import AuditResult
 from audits.rules.registry import Rule
+from audits.untrusted import document_value, visible_controls
 from reports.view import build_view
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -28,21 +30,24 @@ _BACKTICK_RUN = re.compile(r"`+")
 
 
 def md_inline(value: Any) -> str:
-    """One line of text with Markdown and HTML syntax neutralised."""
-    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """One line of text with control characters shown and Markdown and HTML
+    syntax neutralised (controls first, so their backslashes are escaped too;
+    newlines and tabs collapse to spaces)."""
+    text = visible_controls(str(value), keep_lines=True).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MD_SPECIAL.sub(r"\\\1", text)
     return " ".join(text.split())
 
 
 def md_cell(value: Any) -> str:
-    """A table cell: like `md_inline`, but line breaks survive as `<br>`."""
-    lines = [md_inline(line) for line in str(value).splitlines()]
+    """A table cell: like `md_inline`, but line breaks survive as `<br>`
+    (only real ones: `splitlines` would also break at \\x1c or \\u2028)."""
+    lines = [md_inline(line) for line in str(value).replace("\r\n", "\n").split("\n")]
     return "<br>".join(line for line in lines if line)
 
 
 def md_fenced(value: Any) -> str:
     """A code block whose fence is longer than any backtick run inside."""
-    text = str(value)
+    text = visible_controls(str(value), keep_lines=True)
     longest = max((len(m) for m in _BACKTICK_RUN.findall(text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}text\n{text}\n{fence}"
@@ -56,6 +61,7 @@ def markdown_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=document_value,
     )
     env.filters["cell"] = md_cell
     env.filters["inline"] = md_inline

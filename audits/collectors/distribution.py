@@ -92,6 +92,8 @@ from audits.targets import DistributionTarget
 from audits.vocabulary import is_artifact_tag
 
 KIND = "distribution"
+# How much of a name the spec forbids is kept in the facts (the spec's own limits).
+MAX_SHOWN_TAG, MAX_SHOWN_REPOSITORY = 128, 255
 
 # cosign artifacts (`.sig`/`.att`/`.sbom`) and the OCI referrers fallback tag
 
@@ -244,7 +246,7 @@ class _Collection:
             f"name not allowed by the OCI distribution spec: the registry listed '{shown}' "
             "(lower-case path components, at most 255 characters); it was not requested"
         )
-        return RepositoryFacts(shown, error=detail, source=f"GET {self.endpoint.url}/v2/_catalog")
+        return RepositoryFacts(name[:MAX_SHOWN_REPOSITORY], error=detail, source=f"GET {self.endpoint.url}/v2/_catalog")
 
     def _tls_gate(self, tls: Fact[TlsFacts]) -> str | None:
         """Why authenticated collection must not run, or None when it may."""
@@ -309,8 +311,9 @@ class _Collection:
     async def _tag(self, client: OciClient, repo: str, tag: str, signature_tags: frozenset[str]) -> TagFacts:
         if not valid_tag(tag):
             # Never put a name the registry made up (`../x`, `a/b`) into a request path.
+            # The fact keeps the name as listed (cut to a sane length); reporters make it safe to show.
             return TagFacts(
-                shown_name(tag, 128), None, None, error="the registry listed a tag name the OCI spec does not allow"
+                tag[:MAX_SHOWN_TAG], None, None, error="the registry listed a tag name the OCI spec does not allow"
             )
         try:
             ref = await client.head_manifest(repo, tag)

@@ -15,13 +15,23 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from audits.collectors.base import RequestCounter
 from audits.collectors.ecr_facts import mask_key_id
+from audits.untrusted import terminal_text
 
 T = TypeVar("T")
 
 _AKIA = re.compile(r"\b(A[KS]IA|ASIA)[A-Z0-9]{12}([A-Z0-9]{4})\b")
+# What an answer botocore cannot use raises out of a call: its parser's own
+# error (a plain Exception, not a BotoCoreError) for XML that is not XML, a
+# UnicodeDecodeError (a ValueError) for JSON that is not UTF-8, and
+# AttributeError/TypeError/KeyError when JSON or our reading of it meets the
+# wrong shape. Each is that call's error, like a ClientError, not the end of
+# the collection.
+_UNUSABLE_ANSWER = (ResponseParserError, ValueError, TypeError, AttributeError, KeyError)
+MAX_ERROR_CHARS = 300  # of an AWS or botocore message in a fact; bodies can be megabytes
 
 
 def count_requests(client: Any, prefix: str, counter: RequestCounter) -> None:
@@ -59,6 +69,8 @@ def attempt(fn: Callable[[], T]) -> Outcome[T]:
         return Outcome(error=describe(exc), error_code=error_code(exc), error_exc=exc)
     except BotoCoreError as exc:
         return Outcome(error=describe(exc), error_exc=exc)
+    except _UNUSABLE_ANSWER as exc:
+        return Outcome(error=f"unusable answer: {type(exc).__name__}: {describe(exc)}", error_exc=exc)
 
 
 def error_code(exc: ClientError) -> str:
@@ -66,10 +78,15 @@ def error_code(exc: ClientError) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    """A one-line reason with any access key id masked (AWS messages can name one)."""
+    """A one-line reason with any access key id masked (AWS messages can name
+    one), capped, control characters made visible: the message is the remote
+    side's text, and botocore's parser error appends the whole raw body after
+    its first line, which is all we keep of it."""
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         text = f"{err.get('Code', 'Error')}: {err.get('Message', '')}".rstrip(": ")
     else:
         text = str(exc) or type(exc).__name__
-    return _AKIA.sub(lambda m: mask_key_id(m.group(0)), text)
+        if isinstance(exc, ResponseParserError):
+            text = text.split("\n", 1)[0]
+    return terminal_text(_AKIA.sub(lambda m: mask_key_id(m.group(0)), text), limit=MAX_ERROR_CHARS)
