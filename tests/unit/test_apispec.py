@@ -1,0 +1,65 @@
+"""The emulators' contract check: documented operations only, bodies valid
+against the description (a broken body is refused, so the check is real)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.apispec import ApiSpec, SpecViolation
+
+SWAGGER = {
+    "swagger": "2.0",
+    "basePath": "/api/v2.0",
+    "paths": {
+        "/projects": {"get": {"parameters": [{"name": "page", "in": "query"}],
+                              "responses": {"200": {"schema": {"type": "array",
+                                                               "items": {"$ref": "#/definitions/Project"}}}}}},
+        "/projects/new": {"get": {"responses": {"204": {}}}},
+        "/projects/{id}": {"get": {"responses": {"200": {"schema": {"$ref": "#/definitions/Project"}}}}},
+    },
+    "definitions": {"Project": {"type": "object", "properties": {"project_id": {"type": "integer"},
+                                                               "owner": {"type": "string", "x-nullable": True}}}},
+}
+OPENAPI = {
+    "openapi": "3.0.3",
+    "paths": {"/v2/namespaces/{ns}/repositories": {"get": {"responses": {"200": {"content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Page"}}}}}}}},
+    "components": {"schemas": {"Page": {"type": "object", "required": ["count"], "properties": {
+        "count": {"type": "integer"}, "next": {"type": "string", "nullable": True}}}}},
+}
+
+
+def test_documented_operations_are_found_literal_paths_first() -> None:
+    spec = ApiSpec(SWAGGER)
+    assert spec.operation("GET", "/api/v2.0/projects/7").template == "/projects/{id}"  # type: ignore[union-attr]
+    assert spec.operation("get", "/api/v2.0/projects/new").template == "/projects/new"  # type: ignore[union-attr]
+    assert spec.operation("delete", "/api/v2.0/projects/7") is None
+    with pytest.raises(SpecViolation, match="undocumented query parameter"):
+        spec.check_request("get", "/api/v2.0/projects", {"page": 1, "secret_filter": "x"})
+
+
+def test_valid_bodies_pass_and_broken_ones_are_refused() -> None:
+    spec = ApiSpec(SWAGGER)
+    spec.check_response("get", "/api/v2.0/projects", 200, [{"project_id": 1, "owner": None}])
+    with pytest.raises(SpecViolation, match="project_id"):
+        spec.check_response("get", "/api/v2.0/projects", 200, [{"project_id": "one"}])
+    with pytest.raises(SpecViolation, match="not documented"):
+        spec.check_response("get", "/api/v2.0/projects", 418, None)
+
+
+def test_openapi3_nullable_and_required() -> None:
+    spec = ApiSpec(OPENAPI)
+    spec.check_response("get", "/v2/namespaces/acme/repositories", 200, {"count": 0, "next": None})
+    with pytest.raises(SpecViolation, match="count"):
+        spec.check_response("get", "/v2/namespaces/acme/repositories", 200, {"next": None})
+
+
+def test_an_external_reference_that_is_not_loaded_is_named() -> None:
+    document = {"swagger": "2.0", "paths": {"/r": {"get": {"responses": {"200": {
+        "schema": {"$ref": "../common/types.json#/definitions/Resource"}}}}}}}
+    with pytest.raises(SpecViolation, match="not loaded"):
+        ApiSpec(document).check_response("get", "/r", 200, {})
+    extra = {"../common/types.json": {"definitions": {"Resource": {"type": "object", "required": ["id"]}}}}
+    ApiSpec(document, extra_documents=extra).check_response("get", "/r", 200, {"id": "x"})
+    with pytest.raises(SpecViolation, match="id"):
+        ApiSpec(document, extra_documents=extra).check_response("get", "/r", 200, {})
