@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_TARGET_DEADLINE_S = 600.0
 """Ten minutes: 10,000 repositories of ten tags at a 20 ms round trip take about
@@ -97,6 +98,18 @@ class DistributionTarget(TargetConfig, OciAuth):
     )
 
     path_fields: ClassVar[frozenset[str]] = frozenset({"ca_file", "config_file"})
+
+    @field_validator("url")
+    @classmethod
+    def _port_in_range(cls, url: str) -> str:
+        """`https://h:99999` matches the pattern but no socket can reach it."""
+        try:
+            port = urlsplit(url).port
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError("the port must be a number from 1 to 65535")
+        return url
     secret_hint: ClassVar[str] = (
         "put it in an environment variable and name that variable with username_env / password_env"
     )

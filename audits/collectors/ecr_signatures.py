@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -163,10 +164,13 @@ class LayerDownloader:
                 if response.status_code != 200:
                     raise PayloadUnavailable(f"layer download answered HTTP {response.status_code}")
                 body = b""
+                ends = time.monotonic() + self._timeout  # in total: a dripping answer never times out a read
                 for chunk in response.iter_bytes():
                     body += chunk
                     if len(body) > MAX_PAYLOAD_BYTES:
                         raise PayloadUnavailable(f"layer is larger than {MAX_PAYLOAD_BYTES} bytes")
+                    if time.monotonic() > ends:
+                        raise PayloadUnavailable(f"layer download: no complete answer within {self._timeout:g} s")
                 return body
         except httpx.HTTPError as exc:
             raise PayloadUnavailable(f"layer download failed: {describe_transport_error(exc, self._timeout)}") from None

@@ -45,6 +45,9 @@ _PROGRESS_EVERY = 500
 
 _YamlLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
 _YAML_SUFFIXES = (".yaml", ".yml")
+# A reference is at most a 255-character host[:port], a 255-character path, a
+# 128-character tag and a 71-character digest (Distribution's reference limits).
+MAX_REFERENCE_CHARS = 720
 # A `$VAR`, `${VAR...}` or Helm/Go template left in a YAML value: filled in at deploy time.
 _DEPLOY_TIME_VARIABLE = re.compile(r"(?<!\$)\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*)|\{\{.*?\}\}")
 
@@ -576,6 +579,11 @@ def _image_value(node: yaml.Node | None, file: str, context: str) -> Iterable[Im
         return ()
     raw = str(node.value)
     line = node.start_mark.line + 1
+    if len(raw) > MAX_REFERENCE_CHARS:
+        # Nothing this long is an image reference; and the variable search below is
+        # only cheap on values of a reference's size (it backtracks on `{{{{...`).
+        reason = f"{len(raw)} characters: longer than any image reference ({MAX_REFERENCE_CHARS})"
+        return (_unresolved(raw[:MAX_REFERENCE_CHARS] + "…", file, line, context, reason),)
     variable = _DEPLOY_TIME_VARIABLE.search(raw)
     if variable is not None:
         reason = f"contains {variable.group(0)!r}, filled in at deploy time"

@@ -154,3 +154,10 @@ def test_a_url_with_a_path_is_explained_in_words_not_a_regex(tmp_path: Path, url
 def test_a_name_with_a_trailing_newline_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"targets\[0\]\.name: expected a name of letters"):
         load_config(write(tmp_path, 'targets: [{name: "edge\\n", kind: ecr, region: us-east-1}]'))
+
+
+@pytest.mark.parametrize("url", ["https://h:99999", "https://h:0", "https://h:port"])
+def test_a_port_out_of_range_is_a_config_error(tmp_path: Path, url: str) -> None:
+    """It used to pass validation and fail the whole collector as an internal error."""
+    with pytest.raises(ConfigError, match=r"targets\[0\]\.url: .*(port|expected)"):
+        load_config(write(tmp_path, f"targets: [{{name: a, kind: distribution, url: '{url}'}}]"))

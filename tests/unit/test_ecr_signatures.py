@@ -320,3 +320,31 @@ def test_collection_verifies_with_one_batch_per_signed_repository(aws: Any, keys
     assert "ecr:BatchGetImage" not in counter.by_call
     [sig] = unkeyed["prod/api"].tags[0].signatures or ()
     assert (sig.verified, sig.verify_error) == (None, "no trusted key configured")
+
+
+def test_a_dripping_layer_download_is_cut_at_the_deadline() -> None:
+    """httpx's read timeout restarts with every byte; the download has a total deadline."""
+    import time
+
+    from botocore.stub import Stubber
+
+    class Drip(httpx.SyncByteStream):
+        def __iter__(self) -> Any:
+            for _ in range(200):
+                time.sleep(0.02)
+                yield b"x"
+
+    client = ecr_client()
+    stubber = Stubber(client)
+    digest = "sha256:" + "a" * 64
+    stubber.add_response(
+        "get_download_url_for_layer",
+        {"downloadUrl": DOWNLOAD_URL, "layerDigest": digest},
+        {"repositoryName": REPO, "layerDigest": digest},
+    )
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, stream=Drip()))
+    downloader = ecr_signatures.LayerDownloader(client, RequestCounter(), timeout=0.3, transport=transport)
+    started = time.monotonic()
+    with stubber, pytest.raises(ecr_signatures.PayloadUnavailable, match="no complete answer within 0.3 s"):
+        downloader(REPO, digest)
+    assert time.monotonic() - started < 1.5

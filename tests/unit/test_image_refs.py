@@ -326,3 +326,15 @@ def test_thousands_of_files_per_second(tmp_path: Path) -> None:
     assert facts.files_scanned == 900
     assert len(facts.references) == 300 * 5 + 300 * 4
     assert facts.files_scanned / elapsed > 1000, f"{facts.files_scanned / elapsed:.0f} files/s"
+
+
+def test_a_huge_templated_image_value_is_refused_in_linear_time() -> None:
+    """A 40 KB `{{{{...` value made the deploy-time-variable search take seconds."""
+    import time
+
+    value = "{" * 40_000
+    text = f"apiVersion: v1\nkind: Pod\nspec:\n  containers:\n    - name: a\n      image: '{value}'\n"
+    started = time.monotonic()
+    (ref,) = yaml_references(text, "pod.yaml")
+    assert time.monotonic() - started < 0.5
+    assert ref.error and "longer than any image reference" in ref.error and len(ref.raw) <= 721
