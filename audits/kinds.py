@@ -63,6 +63,7 @@ _TABLE: dict[str, Kind] = {
             DistributionTarget,
             "audits.collectors.distribution",
             registry=True,
+            provisioner="components.distribution_vm",
         ),
         Kind(
             "ecr",
