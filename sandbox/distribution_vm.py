@@ -51,6 +51,7 @@ class Localized:
     root: Path
     config_file: Path
     files: Mapping[str, Path]
+    tls: bool
 
 
 def localize(
@@ -74,7 +75,7 @@ def localize(
         files[path] = local
     config = _local_config(yaml.safe_load(rendered[CONFIG_PATH]), root, port, notifications_url)
     _write(files[CONFIG_PATH], yaml.safe_dump(config, sort_keys=False), "0600")
-    return Localized(root, files[CONFIG_PATH], files)
+    return Localized(root, files[CONFIG_PATH], files, tls="tls" in config["http"])
 
 
 def _file_modes(cloud_init: str) -> dict[str, str]:
@@ -136,12 +137,13 @@ def serve_rendered(
         return localized[-1].config_file
 
     proc, port = serve_config(name, write_config, log_file, detach=detach)
+    serves_tls = bool(localized[-1].tls)
     return RunningRegistry(
         name=name,
-        url=f"https://{HOST}:{port}",
+        url=f"{'https' if serves_tls else 'http'}://{HOST}:{port}",
         host=HOST,
         port=port,
-        ca_file=certificate.ca_file,
+        ca_file=certificate.ca_file if serves_tls else None,
         username=username,
         password=password,
         config_file=localized[-1].config_file,
@@ -149,7 +151,7 @@ def serve_rendered(
         pid=proc.pid,
         log_file=log_file,
         start_ticks=process_start_ticks(proc.pid),
-        cert="ca",
+        cert="ca" if serves_tls else None,
         _process=proc,
     )
 
