@@ -58,7 +58,8 @@ def test_stack_registers_a_hardened_vm(env: str, run_stack: RunStack) -> None:
     assert instance.inputs["tags"]["regguard:managed"] == "true"
     (ingress,) = run.one(SECURITY_GROUP).inputs["ingress"]
     assert ingress["fromPort"] == ingress["toPort"] == 443
-    assert ingress["cidrBlocks"] and not {"0.0.0.0/0", "::/0"} & set(ingress["cidrBlocks"] + ingress.get("ipv6CidrBlocks", []))
+    admitted = set(ingress["cidrBlocks"] + ingress.get("ipv6CidrBlocks", []))
+    assert admitted and not {"0.0.0.0/0", "::/0"} & admitted
     (rule,) = run.one(BUCKET_ENCRYPTION).inputs["rules"]
     by_default = rule["applyServerSideEncryptionByDefault"]
     assert by_default["sseAlgorithm"] == "aws:kms" and by_default["kmsMasterKeyId"].startswith("arn:aws:kms:")
@@ -141,7 +142,9 @@ def test_audit_config_targets_the_vm_with_the_auditor_identity(run_stack: RunSta
         (lambda e: e.update(colour="red"), "regguard:registries[1].colour: unknown key"),
     ],
 )
-def test_a_bad_entry_fails_naming_the_key(edit: Callable[[dict[str, Any]], Any], message: str, run_stack: RunStack) -> None:
+def test_a_bad_entry_fails_naming_the_key(
+    edit: Callable[[dict[str, Any]], Any], message: str, run_stack: RunStack
+) -> None:
     with pytest.raises(pulumi.RunError) as info:
         run_stack("prod", lambda config: edit(distribution_entry(config)))
     assert str(info.value).startswith(message), str(info.value)
