@@ -75,7 +75,7 @@ CA_PATH = f"{CONFIG_DIR}/tls/ca.crt"
 ACME_CACHE = "/var/lib/docker-registry/acme-cache.json"
 REGISTRY_OWNER = "docker-registry:docker-registry"
 ROOT_OWNER = "root:root"
-CLOUD_INIT_TEMPLATE = "distribution-cloud-init.yml.j2"
+CLOUD_INIT_TEMPLATE = "cloud-init.yml.j2"
 PUBLIC_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
 CA_VALIDITY_HOURS = 5 * 365 * 24
 CERT_VALIDITY_HOURS = 365 * 24
@@ -100,12 +100,16 @@ class AwsVmPlacement:
     ami_id: str
     instance_type: str = "t3.small"
     root_volume_gb: int = 30
+    availability_zone: str | None = None
 
     def __post_init__(self) -> None:
         for key, prefix in _AWS_ID.items():
             value = getattr(self, key)
             if not isinstance(value, str) or not re.match(rf"^{prefix}[0-9a-f]{{8,17}}$", value):
                 raise ValueError(f"{key}: expected an id like {prefix}0123456789abcdef0")
+        zone = self.availability_zone
+        if zone is not None and (not isinstance(zone, str) or not re.match(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$", zone)):
+            raise ValueError("availability_zone: expected a zone such as eu-central-1a")
         if isinstance(self.root_volume_gb, bool) or not isinstance(self.root_volume_gb, int) or self.root_volume_gb < 8:
             raise ValueError("root_volume_gb: expected an integer of at least 8")
 
@@ -148,7 +152,7 @@ class DistributionVmArgs:
             raise ValueError("gc_schedule: expected a systemd OnCalendar expression such as 'Sun *-*-* 03:00:00'")
         if self.package_mirror is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", str(self.package_mirror)):
             raise ValueError("package_mirror: expected the URL of a Debian mirror such as http://mirror.internal/debian")
-        _check_networks(self.egress_cidrs, "egress_cidrs")
+        check_networks(self.egress_cidrs, "egress_cidrs")
         for key in self.tags:
             if key.startswith("regguard:"):
                 raise ValueError(f"tags: {key!r}: the regguard: prefix is reserved")
@@ -170,7 +174,7 @@ class DistributionVmArgs:
             raise ValueError(f"auditor: {self.auditor!r} is not one of the identities")
 
     def _check_cidrs(self) -> None:
-        _check_networks(self.allowed_cidrs, "allowed_cidrs")
+        check_networks(self.allowed_cidrs, "allowed_cidrs")
         for i, cidr in enumerate(self.allowed_cidrs):
             if cidr in PUBLIC_CIDRS and is_production_environment(self.environment):
                 raise ValueError(f"allowed_cidrs[{i}]: {cidr} admits the whole internet; refused in production")
@@ -217,7 +221,7 @@ class DistributionVmArgs:
         return tags
 
 
-def _check_networks(cidrs: tuple[str, ...], key: str) -> None:
+def check_networks(cidrs: tuple[str, ...], key: str) -> None:
     if isinstance(cidrs, str) or not cidrs:
         raise ValueError(f"{key}: expected a non-empty list of networks such as 10.0.0.0/8")
     for i, cidr in enumerate(cidrs):
@@ -264,7 +268,7 @@ def registry_config(args: DistributionVmArgs, values: CloudValues) -> RegistryCo
     )
 
 
-def _templates() -> jinja2.Environment:
+def templates() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         undefined=jinja2.StrictUndefined,
@@ -273,33 +277,33 @@ def _templates() -> jinja2.Environment:
     )
 
 
-def _file(path: str, content: str, owner: str = ROOT_OWNER, permissions: str = "0644") -> dict[str, str]:
+def cloud_init_file(path: str, content: str, owner: str = ROOT_OWNER, permissions: str = "0644") -> dict[str, str]:
     return {"path": path, "owner": owner, "permissions": permissions, "content": content}
 
 
 def cloud_init_files(args: DistributionVmArgs, values: CloudValues) -> list[dict[str, str]]:
     """Every file cloud-init writes: config, htpasswd, TLS files, systemd units."""
-    env = _templates()
+    env = templates()
     htpasswd = "".join(f"{identity}:{values.htpasswd_hashes[identity]}\n" for identity in args.identities)
     files = [
-        _file(CONFIG_PATH, render_registry_config(registry_config(args, values)), REGISTRY_OWNER, "0640"),
-        _file(HTPASSWD_PATH, htpasswd, REGISTRY_OWNER, "0600"),
+        cloud_init_file(CONFIG_PATH, render_registry_config(registry_config(args, values)), REGISTRY_OWNER, "0640"),
+        cloud_init_file(HTPASSWD_PATH, htpasswd, REGISTRY_OWNER, "0600"),
     ]
     if args.tls_mode == "internal-ca":
         if not (values.certificate_pem and values.private_key_pem and values.ca_pem):
             raise ValueError("tls: internal-ca needs the certificate, its key and the CA certificate")
         files += [
-            _file(CERT_PATH, values.certificate_pem + values.ca_pem),  # the chain clients verify
-            _file(KEY_PATH, values.private_key_pem, REGISTRY_OWNER, "0600"),
-            _file(CA_PATH, values.ca_pem),
+            cloud_init_file(CERT_PATH, values.certificate_pem + values.ca_pem),  # the chain clients verify
+            cloud_init_file(KEY_PATH, values.private_key_pem, REGISTRY_OWNER, "0600"),
+            cloud_init_file(CA_PATH, values.ca_pem),
         ]
     systemd = "/etc/systemd/system"
     files += [
-        _file(f"{systemd}/docker-registry.service.d/regguard.conf",
+        cloud_init_file(f"{systemd}/docker-registry.service.d/regguard.conf",
               env.get_template("docker-registry-override.conf.j2").render()),
-        _file(f"{systemd}/registry-gc.service",
+        cloud_init_file(f"{systemd}/registry-gc.service",
               env.get_template("registry-gc.service.j2").render(config_path=CONFIG_PATH)),
-        _file(f"{systemd}/registry-gc.timer",
+        cloud_init_file(f"{systemd}/registry-gc.timer",
               env.get_template("registry-gc.timer.j2").render(schedule=args.gc_schedule)),
     ]
     return files
@@ -312,7 +316,7 @@ def render_cloud_init(args: DistributionVmArgs, values: CloudValues) -> str:
         ["systemctl", "enable", "--now", "registry-gc.timer"],
         ["systemctl", "restart", "docker-registry.service"],
     ]
-    return _templates().get_template(CLOUD_INIT_TEMPLATE).render(
+    return templates().get_template(CLOUD_INIT_TEMPLATE).render(
         files=cloud_init_files(args, values),
         packages=["docker-registry"],
         commands=commands,
@@ -350,37 +354,26 @@ class DistributionVm(pulumi.ComponentResource):
             identity: random.RandomPassword(f"{name}-{identity}", length=32, special=False, opts=child)
             for identity in args.identities
         }
-        pki = _InternalCa(name, args, child) if args.tls_mode == "internal-ca" else None
-        self.kms_key = aws.kms.Key(
-            f"{name}-key",
-            description=f"regguard: {name} registry storage and root volume",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            tags=tags,
-            opts=child,
-        )
+        pki = InternalCa(name, args.hostname, child) if args.tls_mode == "internal-ca" else None
+        self.kms_key = vm_key(name, f"{name} registry storage and root volume", tags, child)
         self.bucket = _AwsStorage.declare(name, self.kms_key, tags, child)
         profile = _AwsStorage.instance_profile(name, self.bucket, self.kms_key, tags, child)
-        self.security_group = _aws_security_group(name, args, tags, child)
-        self.instance = aws.ec2.Instance(
-            f"{name}-vm",
-            ami=args.placement.ami_id,
-            instance_type=args.placement.instance_type,
-            subnet_id=args.placement.subnet_id,
-            vpc_security_group_ids=[self.security_group.id],
-            associate_public_ip_address=False,
-            iam_instance_profile=profile.name,
-            metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
-            ),
-            root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
-                encrypted=True, kms_key_id=self.kms_key.arn, volume_size=args.placement.root_volume_gb,
-                volume_type="gp3",
-            ),
-            user_data=_user_data(args, self.bucket.bucket, self.kms_key.arn, accounts, pki),
-            user_data_replace_on_change=True,
-            tags={**tags, "Name": args.hostname},
-            opts=child,
+        self.security_group = aws_security_group(
+            name,
+            f"regguard: {args.hostname} registry, port {args.port} from allowed networks only",
+            args.placement.vpc_id,
+            args.port,
+            (args.allowed_cidrs, args.egress_cidrs),
+            tags,
+            child,
+        )
+        self.instance = aws_instance(
+            name,
+            args.placement,
+            (self.security_group, profile, self.kms_key),
+            _user_data(args, self.bucket.bucket, self.kms_key.arn, accounts, pki),
+            {**tags, "Name": args.hostname},
+            child,
         )
         self.ca_certificate = pki.ca.cert_pem if pki is not None else None
         self.passwords = {identity: pulumi.Output.secret(p.result) for identity, p in accounts.items()}
@@ -390,16 +383,16 @@ class DistributionVm(pulumi.ComponentResource):
         )
 
 
-class _InternalCa:
+class InternalCa:
     """A CA and the server certificate it signs (pulumi-tls, ECDSA P-256)."""
 
-    def __init__(self, name: str, args: DistributionVmArgs, child: pulumi.ResourceOptions) -> None:
+    def __init__(self, name: str, hostname: str, child: pulumi.ResourceOptions) -> None:
         ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
         self.ca = tls.SelfSignedCert(
             f"{name}-ca",
             private_key_pem=ca_key.private_key_pem,
             is_ca_certificate=True,
-            subject=tls.SelfSignedCertSubjectArgs(common_name=f"{args.hostname} internal CA", organization="regguard"),
+            subject=tls.SelfSignedCertSubjectArgs(common_name=f"{hostname} internal CA", organization="regguard"),
             allowed_uses=["cert_signing", "crl_signing"],
             validity_period_hours=CA_VALIDITY_HOURS,
             opts=child,
@@ -408,8 +401,8 @@ class _InternalCa:
         request = tls.CertRequest(
             f"{name}-csr",
             private_key_pem=self.key.private_key_pem,
-            dns_names=[args.hostname],
-            subject=tls.CertRequestSubjectArgs(common_name=args.hostname, organization="regguard"),
+            dns_names=[hostname],
+            subject=tls.CertRequestSubjectArgs(common_name=hostname, organization="regguard"),
             opts=child,
         )
         self.cert = tls.LocallySignedCert(
@@ -429,7 +422,7 @@ def _user_data(
     bucket: pulumi.Output[str],
     key_arn: pulumi.Output[str],
     accounts: Mapping[str, random.RandomPassword],
-    pki: _InternalCa | None,
+    pki: InternalCa | None,
 ) -> pulumi.Output[str]:
     """The rendered cloud-init, a secret (it holds the TLS key)."""
     identities = list(accounts)
@@ -523,25 +516,33 @@ def storage_policy_document(bucket_arn: str, key_arn: str) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
 
 
-def _by_version(cidrs: Sequence[str]) -> tuple[list[str], list[str]]:
+def by_ip_version(cidrs: Sequence[str]) -> tuple[list[str], list[str]]:
     v4 = [c for c in cidrs if ipaddress.ip_network(c).version == 4]
     return v4, [c for c in cidrs if c not in v4]
 
 
-def _aws_security_group(
-    name: str, args: DistributionVmArgs, tags: Mapping[str, str], child: pulumi.ResourceOptions
+def aws_security_group(
+    name: str,
+    description: str,
+    vpc_id: str,
+    port: int,
+    network: tuple[tuple[str, ...], tuple[str, ...]],
+    tags: Mapping[str, str],
+    child: pulumi.ResourceOptions,
 ) -> aws.ec2.SecurityGroup:
-    """Ingress: the registry port from the configured networks only. Egress:
-    HTTPS (S3, the notifications endpoint, package mirrors)."""
-    v4, v6 = _by_version(args.allowed_cidrs)
-    out_v4, out_v6 = _by_version(args.egress_cidrs)
+    """Ingress: `port` from the allowed networks only. Egress: HTTPS to the
+    egress networks (object storage, the events endpoint, package mirrors).
+    `network` is (allowed CIDRs, egress CIDRs)."""
+    allowed, egress = network
+    v4, v6 = by_ip_version(allowed)
+    out_v4, out_v6 = by_ip_version(egress)
     return aws.ec2.SecurityGroup(
         f"{name}-sg",
-        description=f"regguard: {args.hostname} registry, port {args.port} from allowed networks only",
-        vpc_id=args.placement.vpc_id,
+        description=description,
+        vpc_id=vpc_id,
         ingress=[
             aws.ec2.SecurityGroupIngressArgs(
-                protocol="tcp", from_port=args.port, to_port=args.port, cidr_blocks=v4, ipv6_cidr_blocks=v6,
+                protocol="tcp", from_port=port, to_port=port, cidr_blocks=v4, ipv6_cidr_blocks=v6,
                 description="registry API (HTTPS)",
             )
         ],
@@ -556,6 +557,52 @@ def _aws_security_group(
     )
 
 
+def aws_instance(
+    name: str,
+    placement: AwsVmPlacement,
+    hardening: tuple[aws.ec2.SecurityGroup, aws.iam.InstanceProfile | None, aws.kms.Key],
+    user_data: pulumi.Output[str],
+    tags: Mapping[str, str],
+    child: pulumi.ResourceOptions,
+) -> aws.ec2.Instance:
+    """The VM: no public IP, IMDSv2 only (a token per request, one hop), root
+    volume encrypted with the component's key, user data replaced on change.
+    `hardening` is (security group, instance profile or None, KMS key)."""
+    group, profile, key = hardening
+    return aws.ec2.Instance(
+        f"{name}-vm",
+        ami=placement.ami_id,
+        instance_type=placement.instance_type,
+        subnet_id=placement.subnet_id,
+        availability_zone=placement.availability_zone,
+        vpc_security_group_ids=[group.id],
+        associate_public_ip_address=False,
+        iam_instance_profile=profile.name if profile is not None else None,
+        metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
+            http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
+        ),
+        root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+            encrypted=True, kms_key_id=key.arn, volume_size=placement.root_volume_gb, volume_type="gp3"
+        ),
+        user_data=user_data,
+        user_data_replace_on_change=True,
+        tags=dict(tags),
+        opts=child,
+    )
+
+
+def vm_key(name: str, purpose: str, tags: Mapping[str, str], child: pulumi.ResourceOptions) -> aws.kms.Key:
+    """A customer KMS key with yearly rotation for the VM's disks and storage."""
+    return aws.kms.Key(
+        f"{name}-key",
+        description=f"regguard: {purpose}",
+        enable_key_rotation=True,
+        deletion_window_in_days=30,
+        tags=dict(tags),
+        opts=child,
+    )
+
+
 # --------------------------------------------------------------------- stack config (the kind table's provisioner)
 
 _ENTRY_KEYS = frozenset(
@@ -564,7 +611,7 @@ _ENTRY_KEYS = frozenset(
         "notifications_url", "tls", "acme_email", "port", "gc_schedule", "tags", "package_mirror", "egress_cidrs",
     }
 )
-_PLACEMENT_KEYS = frozenset({"vpc_id", "subnet_id", "ami_id", "instance_type", "root_volume_gb"})
+PLACEMENT_KEYS = frozenset({"vpc_id", "subnet_id", "ami_id", "instance_type", "root_volume_gb", "availability_zone"})
 
 
 def env_prefix(name: str) -> str:
@@ -601,6 +648,12 @@ class DistributionVmSpec:
         return [target]
 
 
+def parse_placement(raw: Any, where: str) -> AwsVmPlacement:
+    """`<where>.placement` -> AwsVmPlacement; a bad value names its key."""
+    entry = sc.mapping(raw, f"{where}.placement", PLACEMENT_KEYS)
+    return sc.build(f"{where}.placement", lambda: AwsVmPlacement(**entry))
+
+
 def parse_registry(
     raw: Any, stack: StackContext, where: str, earlier: Sequence[Any] = ()
 ) -> DistributionVmSpec:
@@ -614,8 +667,7 @@ def parse_registry(
         raise StackConfigError(f"{where}.cloud: {cloud!r} is not supported yet; expected aws")
     overrides = sc.mapping(entry.get("baseline", {}), f"{where}.baseline", None)
     baseline = sc.baseline_for(stack.environment, overrides, f"{where}.baseline")
-    placement_raw = sc.mapping(entry.get("placement"), f"{where}.placement", _PLACEMENT_KEYS)
-    placement = sc.build(f"{where}.placement", lambda: AwsVmPlacement(**placement_raw))
+    placement = parse_placement(entry.get("placement"), where)
     optional = {key: entry[key] for key in ("auditor", "notifications_url", "acme_email", "port", "gc_schedule",
                                             "package_mirror") if key in entry}
     if "egress_cidrs" in entry:
