@@ -82,7 +82,7 @@ CERT_VALIDITY_HOURS = 365 * 24
 CERT_EARLY_RENEWAL_HOURS = 60 * 24
 """Renewed at the first `pulumi up` within 60 days of expiry: RG-TLS-003 warns at 30."""
 
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
 _IDENTITY_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 _SHARED_NAMES = frozenset({"admin", "root", "registry", "docker", "user", "shared"})
 _AWS_ID = {"vpc_id": "vpc-", "subnet_id": "subnet-", "ami_id": "ami-"}
@@ -110,8 +110,7 @@ class AwsVmPlacement:
         zone = self.availability_zone
         if zone is not None and (not isinstance(zone, str) or not re.match(r"^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$", zone)):
             raise ValueError("availability_zone: expected a zone such as eu-central-1a")
-        if isinstance(self.root_volume_gb, bool) or not isinstance(self.root_volume_gb, int) or self.root_volume_gb < 8:
-            raise ValueError("root_volume_gb: expected an integer of at least 8")
+        check_at_least(self.root_volume_gb, 8, "root_volume_gb")
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,7 @@ class DistributionVmArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.hostname, str) or not _HOSTNAME_RE.match(self.hostname):
+        if not isinstance(self.hostname, str) or not HOSTNAME_RE.match(self.hostname):
             raise ValueError(f"hostname: {self.hostname!r} is not a DNS name such as registry.internal.example")
         self._check_identities()
         self._check_cidrs()
@@ -219,6 +218,11 @@ class DistributionVmArgs:
         tags.pop("regguard:opt-out:customer_managed_key", None)
         tags.update(self.opt_outs())
         return tags
+
+
+def check_at_least(value: object, minimum: int, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{key}: expected an integer of at least {minimum}")
 
 
 def check_networks(cidrs: tuple[str, ...], key: str) -> None:

@@ -119,6 +119,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return {"certRequestPem": mock_pem("request", args.name)}
         if args.typ == "aws:s3/bucket:Bucket":
             return {"bucket": args.name, "arn": f"arn:aws:s3:::{args.name}"}
+        if args.typ == "harbor:index/registry:Registry":
+            return {"registryId": 7}
+        if args.typ == "harbor:index/project:Project":
+            return {"projectId": "3"}
         if args.typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
             return {"name": args.name, "arn": f"arn:aws:iam::{self.account_id}:role/{args.name}"}
         return {}
@@ -160,13 +164,20 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+STACK_SECRETS = {"regguard:siteLdapSearchPassword": "ldap-bind-test-secret"}
+"""Secrets the stack files' comments tell users to set with `pulumi config set --secret`."""
+
+
 def stack_config(stack_file: Path) -> dict[str, str]:
     """A stack file's `config:` as the CLI hands it to the program: every
-    value a string, structured values as JSON."""
+    value a string, structured values as JSON; plus the secrets users set."""
     raw = yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}
     return {
-        key: value if isinstance(value, str) else json.dumps(value)
-        for key, value in (raw.get("config") or {}).items()
+        **STACK_SECRETS,
+        **{
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in (raw.get("config") or {}).items()
+        },
     }
 
 
