@@ -16,7 +16,7 @@ import yaml
 from audits.config import parse_config
 from audits.targets import DistributionTarget
 from components.distribution_vm import CONFIG_PATH, HTPASSWD_PATH, written_files
-from tests.pulumi.mocks import ProgramRun
+from tests.pulumi.mocks import ProgramRun, RegisteredResource
 
 RunStack = Callable[..., ProgramRun]
 INSTANCE = "aws:ec2/instance:Instance"
@@ -24,10 +24,17 @@ SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 BUCKET_ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
+VM = "regguard:distribution:DistributionVm"
 
 
-def user_data(run: ProgramRun, name: str | None = None) -> str:
-    value = run.one(INSTANCE, name).inputs["userData"]
+def of_vm(run: ProgramRun, type_token: str) -> RegisteredResource:
+    """The one `type_token` resource inside the stack's DistributionVm."""
+    (found,) = [r for r in run.of_type(type_token) if run.by_urn(r.parent_urn).type == VM]
+    return found
+
+
+def user_data(run: ProgramRun) -> str:
+    value = of_vm(run, INSTANCE).inputs["userData"]
     assert isinstance(value, dict) and value[SECRET_SIG], "user data holds the TLS key: it must be a secret"
     text = value["value"]
     assert isinstance(text, str)
@@ -49,14 +56,13 @@ def distribution_entry(config: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("env", ["prod", "airgapped"])
 def test_stack_registers_a_hardened_vm(env: str, run_stack: RunStack) -> None:
     run = run_stack(env)
-    instance = run.one(INSTANCE)
-    assert run.by_urn(instance.parent_urn).type == "regguard:distribution:DistributionVm"
+    instance = of_vm(run, INSTANCE)
     assert instance.inputs["metadataOptions"]["httpTokens"] == "required"  # IMDSv2 only
     assert instance.inputs["rootBlockDevice"]["encrypted"] is True
     assert instance.inputs["rootBlockDevice"]["kmsKeyId"].startswith("arn:aws:kms:")
     assert instance.inputs["associatePublicIpAddress"] is False
     assert instance.inputs["tags"]["regguard:managed"] == "true"
-    (ingress,) = run.one(SECURITY_GROUP).inputs["ingress"]
+    (ingress,) = of_vm(run, SECURITY_GROUP).inputs["ingress"]
     assert ingress["fromPort"] == ingress["toPort"] == 443
     admitted = set(ingress["cidrBlocks"] + ingress.get("ipv6CidrBlocks", []))
     assert admitted and not {"0.0.0.0/0", "::/0"} & admitted
@@ -90,7 +96,7 @@ def test_airgapped_installs_from_the_internal_mirror_and_stays_inside(run_stack:
     run = run_stack("airgapped")
     document = yaml.safe_load(user_data(run))
     assert document["apt"]["primary"][0]["uri"] == "http://mirror.site.internal.example/debian"
-    (egress,) = run.one(SECURITY_GROUP).inputs["egress"]
+    (egress,) = of_vm(run, SECURITY_GROUP).inputs["egress"]
     assert egress["cidrBlocks"] == ["10.50.0.0/16"]
 
 
@@ -110,7 +116,7 @@ def test_a_public_network_outside_prod_is_a_visible_opt_out(run_stack: RunStack)
         distribution_entry(config)["allowed_cidrs"] = ["0.0.0.0/0"]
 
     run = run_stack("prod", staging_public)
-    tags = run.one(INSTANCE).inputs["tags"]
+    tags = of_vm(run, INSTANCE).inputs["tags"]
     assert tags["regguard:opt-out:allowed_cidrs"] == "public"
     assert tags["regguard:opt-out:replicate_to"] == "none"
 
