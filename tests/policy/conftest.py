@@ -123,8 +123,10 @@ def stack_runs(program: ModuleType) -> Iterator[Callable[[str], ProgramRun]]:
         pulumi.runtime.settings.set_root_resource(None)
 
 
-@pytest.fixture(autouse=True)
-def _harbor_provisioned() -> Iterator[None]:
-    """Stacks with a `kind: harbor` entry parse (see tests/pulumi/harbor_kind.py)."""
+@pytest.fixture
+def harbor_kind() -> Iterator[None]:
+    """Stacks with a `kind: harbor` entry parse and its declarer runs (see
+    tests/pulumi/harbor_kind.py). Not autouse: the pack served in a subprocess
+    has only the real kind table."""
     with harbor_provisioned():
         yield
