@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from sandbox.certs import ServerCertificate, server_certificate
+from sandbox.estate import SANDBOX_BCRYPT_ROUNDS
 from sandbox.htpasswd import hash_password
 from sandbox.images import build_image
 from sandbox.process import free_port, process_start_ticks
@@ -36,7 +37,6 @@ from sandbox.signing import KeyPair, generate_key_pair, sign_image
 
 STACK_FILE = Path(__file__).resolve().parents[1] / "stacks" / "Pulumi.prod.yaml"
 ESTATE_KEY = Path("keys") / "release.key"
-DEMO_BCRYPT_ROUNDS = 6  # see sandbox/estate.py SANDBOX_BCRYPT_ROUNDS: the cost is a CPU knob here
 _SECRET_FILE_MODES = {"0600", "0640"}
 
 
@@ -172,7 +172,7 @@ def render_vm(spec: Any, certificate: ServerCertificate, passwords: Mapping[str,
     values = CloudValues(
         bucket="substituted-by-the-sandbox",
         kms_key_arn=f"arn:aws:kms:{spec.args.region}:123456789012:key/sandbox",
-        htpasswd_hashes={i: hash_password(passwords[i], DEMO_BCRYPT_ROUNDS) for i in spec.args.identities},
+        htpasswd_hashes={i: hash_password(passwords[i], SANDBOX_BCRYPT_ROUNDS) for i in spec.args.identities},
         certificate_pem=certificate.cert_file.read_text(),
         private_key_pem=certificate.key_file.read_text(),
         ca_pem=certificate.ca_file.read_text(),
