@@ -63,6 +63,9 @@ _TABLE: dict[str, Kind] = {
             DistributionTarget,
             "audits.collectors.distribution",
             registry=True,
+            provisioner="components.distribution_vm",
+            declarer="policy.declared_distribution",
+            sandbox="sandbox.distribution_vm:start_distribution_vm_estate",
         ),
         Kind(
             "ecr",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,6 +182,23 @@ def _launch(config_file: Path, log_file: Path, detach: bool) -> subprocess.Popen
         return spawn([REGISTRY_BINARY, "serve", str(config_file)], log=log, detach=detach)
 
 
+def serve_config(
+    name: str, write_config: Callable[[int], Path], log_file: Path, *, detach: bool = False
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Run `docker-registry serve` on the config `write_config(port)` writes for a
+    free loopback port, retrying another port when someone took it meanwhile;
+    return the process (listening) and its port."""
+    for _attempt in range(_PORT_ATTEMPTS):
+        port = free_port(HOST)
+        proc = _launch(write_config(port), log_file, detach)
+        try:
+            _wait_ready(proc, port, log_file, name)
+        except _PortTaken:
+            continue
+        return proc, port
+    raise RegistryStartError(f"registry {name}: no free port after {_PORT_ATTEMPTS} tries")
+
+
 def start_registry(spec: RegistrySpec, workdir: Path, *, detach: bool = False) -> RunningRegistry:
     """Render the config, start `docker-registry serve`, return once it listens.
 
@@ -201,8 +218,8 @@ def start_registry(spec: RegistrySpec, workdir: Path, *, detach: bool = False) -
         else ()
     )
     config_file, log_file = reg_dir / "config.yml", reg_dir / "registry.log"
-    for _attempt in range(_PORT_ATTEMPTS):
-        port = free_port(HOST)
+
+    def write_config(port: int) -> Path:
         config = RegistryConfig(
             storage_root=data_dir,
             http_addr=f"{HOST}:{port}",
@@ -211,14 +228,9 @@ def start_registry(spec: RegistrySpec, workdir: Path, *, detach: bool = False) -
             notifications=notifications,
         )
         config_file.write_text(render_registry_config(config))
-        proc = _launch(config_file, log_file, detach)
-        try:
-            _wait_ready(proc, port, log_file, spec.name)
-        except _PortTaken:
-            continue
-        break
-    else:
-        raise RegistryStartError(f"registry {spec.name}: no free port after {_PORT_ATTEMPTS} tries")
+        return config_file
+
+    proc, port = serve_config(spec.name, write_config, log_file, detach=detach)
     username = password = None
     if spec.users:
         username, password = next(iter(spec.users.items()))

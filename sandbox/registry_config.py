@@ -27,6 +27,27 @@ class TlsSettings:
 
 
 @dataclass(frozen=True)
+class AcmeSettings:
+    """The registry's built-in ACME (Let's Encrypt) client instead of certificate files."""
+
+    cachefile: Path
+    email: str
+    hosts: tuple[str, ...]
+    minimum: Literal["tls1.2", "tls1.3"] = "tls1.2"
+
+
+@dataclass(frozen=True)
+class S3Storage:
+    """S3 blob storage, always server-side encrypted; `keyid` is the customer KMS
+    key (RG-ENC-001), None for the provider-managed key."""
+
+    bucket: str
+    region: str
+    keyid: str | None
+    rootdirectory: str = "/registry"
+
+
+@dataclass(frozen=True)
 class HtpasswdSettings:
     path: Path
     realm: str = "regguard"
@@ -49,12 +70,13 @@ class RegistryConfig:
 
     storage_root: Path
     http_addr: str
-    tls: TlsSettings | None = None
+    tls: TlsSettings | AcmeSettings | None = None
     htpasswd: HtpasswdSettings | None = None
     notifications: tuple[NotificationEndpoint, ...] = field(default_factory=tuple)
     http_secret: str | None = None
     delete_enabled: bool = True
     log_level: str = "info"
+    s3: S3Storage | None = None
 
     def context(self) -> dict[str, Any]:
         """The template context, with paths as strings."""
@@ -64,12 +86,14 @@ class RegistryConfig:
             "delete_enabled": self.delete_enabled,
             "http_addr": self.http_addr,
             "http_secret": self.http_secret,
-            "tls": None
-            if self.tls is None
+            "tls": _tls_context(self.tls),
+            "s3": None
+            if self.s3 is None
             else {
-                "certificate": str(self.tls.certificate),
-                "key": str(self.tls.key),
-                "minimum": self.tls.minimum,
+                "bucket": self.s3.bucket,
+                "region": self.s3.region,
+                "keyid": self.s3.keyid,
+                "rootdirectory": self.s3.rootdirectory,
             },
             "htpasswd": None
             if self.htpasswd is None
@@ -85,6 +109,15 @@ class RegistryConfig:
                 for ep in self.notifications
             ],
         }
+
+
+def _tls_context(tls: TlsSettings | AcmeSettings | None) -> dict[str, Any] | None:
+    if tls is None:
+        return None
+    if isinstance(tls, AcmeSettings):
+        acme = {"cachefile": str(tls.cachefile), "email": tls.email, "hosts": list(tls.hosts)}
+        return {"certificate": None, "key": None, "minimum": tls.minimum, "acme": acme}
+    return {"certificate": str(tls.certificate), "key": str(tls.key), "minimum": tls.minimum, "acme": None}
 
 
 def _environment() -> jinja2.Environment:

@@ -66,6 +66,7 @@ def _answers_anonymously(status: int | None) -> bool:
                     "configure authentication in config.yml (`auth.htpasswd.path` with `htpasswd -Bc "
                     "/etc/docker/registry/htpasswd <user>`, or `auth.token` with your token service) and restart"
                 ),
+                component='DistributionVmArgs(identities=("ci-publisher", "regguard-auditor"))',
             ),
             "ecr": Remediation(
                 cli=(
@@ -181,6 +182,7 @@ def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool)
                     "enable `http.tls` in config.yml (or put a TLS-terminating proxy in front) and stop the "
                     "plain-HTTP listener; never serve `auth.htpasswd` over plain HTTP"
                 ),
+                component='DistributionVmArgs(tls_mode="internal-ca")',
             ),
             "ecr": Remediation(
                 cli=(
@@ -253,6 +255,7 @@ def _token_realm(facts: FactView) -> TokenRealmFacts | None:
                     "one htpasswd entry per person or CI job (`htpasswd -B /etc/docker/registry/htpasswd <user>`), "
                     "then remove the shared account (`htpasswd -D /etc/docker/registry/htpasswd <shared-user>`)"
                 ),
+                component='DistributionVmArgs(identities=("ci-publisher", "regguard-auditor"))',
             ),
             "ecr": Remediation(
                 cli=(

@@ -45,6 +45,7 @@ def requires_customer_key(ctx: RuleContext) -> bool:
                     "store layers encrypted with your key: S3 storage with `storage.s3.encrypt: true` and "
                     "`storage.s3.keyid: <kms key>`, or an encrypted volume under `storage.filesystem`"
                 ),
+                component="DistributionVmArgs(baseline=Baseline(customer_managed_key=True))",
             ),
             "ecr": Remediation(
                 cli=(

@@ -46,6 +46,7 @@ BASELINE_DAYS = 14
                     "add a `notifications.endpoints` entry to config.yml that posts pull and push events to your "
                     "log pipeline, and keep access logs on (`log.accesslog.disabled: false`)"
                 ),
+                component='DistributionVmArgs(notifications_url="https://audit-sink.internal/registry-events")',
             ),
             "ecr": Remediation(
                 cli=(

@@ -32,6 +32,7 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                     "admit only internal networks in the host firewall, e.g. `nft add rule inet filter input tcp "
                     "dport 443 ip saddr != 10.0.0.0/8 drop`"
                 ),
+                component='DistributionVmArgs(allowed_cidrs=("10.0.0.0/8",))',
             ),
             "ecr": Remediation(
                 cli=(

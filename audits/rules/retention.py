@@ -32,6 +32,7 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                     "set `storage.delete.enabled: true` in config.yml and schedule `docker-registry garbage-collect "
                     "--delete-untagged /etc/docker/registry/config.yml` (a systemd timer or cron job)"
                 ),
+                component='DistributionVmArgs(gc_schedule="Sun *-*-* 03:00:00")',
             ),
             "ecr": Remediation(
                 cli=(

@@ -77,6 +77,7 @@ def _plain_http_target(facts: FactView, verdict: VerdictFunc, message: str) -> V
                     "(`systemctl restart docker-registry`), and remove any plain-HTTP listener or make it redirect "
                     "to HTTPS"
                 ),
+                component='DistributionVmArgs(tls_mode="internal-ca")',
             ),
             "ecr": Remediation(
                 cli=(
@@ -139,6 +140,7 @@ def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "registry.example.com` or your internal CA), put it in config.yml `http.tls`, and set "
                     "`http.tls.minimumtls: tls1.2`"
                 ),
+                component='DistributionVmArgs(tls_mode="internal-ca")',
             ),
             "ecr": Remediation(
                 cli=(
@@ -223,6 +225,7 @@ def _days_remaining(ctx: RuleContext, tls: TlsFacts) -> float | None:
                     "renew the certificate (`certbot renew --cert-name registry.example.com`), reload the registry, "
                     "and automate renewal with a timer"
                 ),
+                component='DistributionVmArgs(tls_mode="internal-ca")',
             ),
             "ecr": Remediation(
                 cli=(

@@ -102,6 +102,18 @@ def test_hardened_registry_passes_tls_auth_and_signature_rules(
         assert hardened[rule] == {"pass"}, (rule, hardened[rule])
 
 
+def test_the_rendered_distribution_vm_is_served_and_passes_tls_auth_and_signatures(
+    demo: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
+    """`edge-vm` runs the prod stack's Distribution VM user data (sandbox/distribution_vm.py)."""
+    _, out, work = demo
+    vm = statuses(out)["edge-vm"]
+    for rule in ("RG-TLS-001", "RG-TLS-002", "RG-TLS-003", "RG-AUTH-001", "RG-AUTH-002", "RG-AUTH-003",
+                 "RG-SIGN-001", "RG-SIGN-002", "RG-MON-001"):
+        assert vm[rule] == {"pass"}, (rule, vm[rule])
+    assert (work / "rendered-vm" / "user-data.yml").read_text().startswith("#cloud-config\n")
+
+
 def test_insecure_registries_fail_the_expected_rules(demo: tuple[subprocess.CompletedProcess[str], Path, Path]) -> None:
     table = statuses(demo[1])
     insecure, basic = table["insecure"], table["basic-http"]

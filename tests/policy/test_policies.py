@@ -14,12 +14,13 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 from audits.engine import judge
 from audits.model import ENCRYPTION, RETENTION, TAG_IMMUTABILITY, FactState, Status
 from audits.rules.registry import catalog
+from policy.declared_distribution import DECLARED_STATE_RULES as DISTRIBUTION_RULES
 from policy.declared_ecr import (
     DECLARED_STATE_RULES,
     DeclaredResource,
     declare,
 )
-from policy.policies import UNMANAGED_POLICY, build_policies
+from policy.policies import UNMANAGED_POLICY, build_policies, declarers
 from tests.policy.conftest import ENVS, STACKS, Violation, replace_resources, validate_all, with_inputs
 from tests.pulumi.mocks import ProgramRun, RegisteredResource, run_program, stack_config
 
@@ -84,7 +85,9 @@ def test_two_policies_per_declared_rule_named_after_it() -> None:
     policies = build_policies()
     rules = catalog()
     by_name = {p.name: p for p in policies}
-    assert len(by_name) == len(policies) == 2 * len(DECLARED_STATE_RULES) + 1
+    declared_rules = {r for declarer in declarers().values() for r in declarer.DECLARED_STATE_RULES}
+    assert set(DISTRIBUTION_RULES) <= declared_rules
+    assert len(by_name) == len(policies) == 2 * len(declared_rules) + len(declarers())  # + one unmanaged each
     for rule_id in DECLARED_STATE_RULES:
         mandatory, advisory = by_name[rule_id.lower()], by_name[f"{rule_id.lower()}-advisory"]
         assert mandatory.enforcement_level is EnforcementLevel.MANDATORY

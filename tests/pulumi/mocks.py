@@ -19,11 +19,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pulumi
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 
 ACCOUNT_ID = "123456789012"
+MOCK_BCRYPT_ROUNDS = 4
+"""The lowest cost Go's bcrypt accepts: the mocked hashes are real, and cheap."""
+
+
+def mock_password(name: str) -> str:
+    """What a mocked `random.RandomPassword` named `name` generates (its bcrypt hash is real)."""
+    return f"mock-password-{name}"
+
+
+def mock_pem(kind: str, name: str) -> str:
+    """The placeholder a mocked pulumi-tls resource returns instead of a PEM;
+    tests that run rendered files substitute real test certificates for it."""
+    return f"MOCK-PEM {kind} {name}\n"
 
 
 @dataclass(frozen=True)
@@ -87,7 +101,31 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif args.typ == "aws:kms/key:Key":
             outputs["keyId"] = rid
             outputs["arn"] = f"arn:aws:kms:{self.region}:{self.account_id}:key/{rid}"
+        else:
+            outputs.update(self._self_hosted_outputs(args))
         return rid, outputs
+
+    def _self_hosted_outputs(self, args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+        """Computed attributes of the self-hosted components' resources."""
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            password = mock_password(args.name)
+            hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=MOCK_BCRYPT_ROUNDS)).decode()
+            return {"result": password, "bcryptHash": hashed}
+        if args.typ == "tls:index/privateKey:PrivateKey":
+            return {"privateKeyPem": mock_pem("private-key", args.name)}
+        if args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+            return {"certPem": mock_pem("certificate", args.name)}
+        if args.typ == "tls:index/certRequest:CertRequest":
+            return {"certRequestPem": mock_pem("request", args.name)}
+        if args.typ == "aws:s3/bucket:Bucket":
+            return {"bucket": args.name, "arn": f"arn:aws:s3:::{args.name}"}
+        if args.typ == "harbor:index/registry:Registry":
+            return {"registryId": 7}
+        if args.typ == "harbor:index/project:Project":
+            return {"projectId": "3"}
+        if args.typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
+            return {"name": args.name, "arn": f"arn:aws:iam::{self.account_id}:role/{args.name}"}
+        return {}
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
@@ -126,13 +164,20 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+STACK_SECRETS = {"regguard:siteLdapSearchPassword": "ldap-bind-test-secret"}
+"""Secrets the stack files' comments tell users to set with `pulumi config set --secret`."""
+
+
 def stack_config(stack_file: Path) -> dict[str, str]:
     """A stack file's `config:` as the CLI hands it to the program: every
-    value a string, structured values as JSON."""
+    value a string, structured values as JSON; plus the secrets users set."""
     raw = yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}
     return {
-        key: value if isinstance(value, str) else json.dumps(value)
-        for key, value in (raw.get("config") or {}).items()
+        **STACK_SECRETS,
+        **{
+            key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in (raw.get("config") or {}).items()
+        },
     }
 
 

@@ -51,7 +51,7 @@ def test_a_distribution_fix_names_no_cloud_and_an_ecr_fix_no_other_provider(rule
     meta = catalog()[rule_id].meta
     if (fix := meta.remediation_for("distribution")) is not None:
         assert not CLOUD_CLIS.search(fix.cli), fix.cli
-        assert fix.component is None  # no Distribution VM component ships yet: name none
+        assert fix.component is None or fix.component.startswith("DistributionVmArgs("), fix.component
     if (fix := meta.remediation_for("ecr")) is not None:
         assert not NOT_ECR.search(fix.cli), fix.cli
 
@@ -59,10 +59,11 @@ def test_a_distribution_fix_names_no_cloud_and_an_ecr_fix_no_other_provider(rule
 def _component_namespace() -> dict[str, type]:
     """Every class a remediation may name: the shipped components' Args and the Baseline."""
     import components.baseline
+    import components.distribution_vm
     import components.ecr
 
     found: dict[str, type] = {}
-    for module in (components.ecr, components.baseline):
+    for module in (components.ecr, components.baseline, components.distribution_vm):
         found.update({n: c for n, c in vars(module).items() if isinstance(c, type) and dataclasses.is_dataclass(c)})
     return found
 
