@@ -223,9 +223,10 @@ class _Collection:
             )
             return await _Api(self, api, oci, probe.endpoint.netloc).facts()
 
-    def _verify_context(self) -> ssl.SSLContext | bool:
+    def _verify_context(self) -> ssl.SSLContext:
+        """One context for every connection: loading a trust store per client costs more than a request."""
         if self.target.ca_file is None:
-            return True
+            return ssl.create_default_context()
         try:
             return ssl.create_default_context(cafile=str(self.target.ca_file))
         except (OSError, ssl.SSLError):
