@@ -46,6 +46,7 @@ from audits.collectors.harbor_api import (
     Artifact,
     AuditLog,
     Configurations,
+    CurrentUser,
     HarborApi,
     HarborError,
     Project,
@@ -343,7 +344,7 @@ class _Api:
             return None
         creds = Credentials(DEFAULT_ADMIN, INSTALLER_DEFAULT_PASSWORD)
         try:
-            await self.api.get_with("/users/current", SystemInfo, creds)
+            await self.api.get_with("/users/current", CurrentUser, creds)
         except HarborError as exc:
             if exc.status == 401:
                 return False

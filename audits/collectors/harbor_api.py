@@ -99,11 +99,17 @@ class ProjectMetadata(_Model):
         return str(getattr(self, name) or "").lower() == "true"
 
 
+class CveAllowlist(_Model):
+    expires_at: int | None = None  # epoch seconds; 0 or None: never expires
+    items: list[dict[str, Any]] | None = None
+
+
 class Project(_Model):
     project_id: int
     name: str
     registry_id: int | None = None
     metadata: ProjectMetadata = Field(default_factory=ProjectMetadata)
+    cve_allowlist: CveAllowlist | None = None
 
     @property
     def proxy_cache(self) -> bool:
@@ -219,6 +225,10 @@ class Configurations(_Model):
     skip_audit_log_database: _BoolItem | None = None
     read_only: _BoolItem | None = None
     robot_token_duration: _IntItem | None = None
+
+
+class CurrentUser(_Model):
+    username: str | None = None
 
 
 class SystemInfo(_Model):

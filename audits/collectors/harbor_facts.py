@@ -207,6 +207,9 @@ def scanning(
     detail = f"scan on push off in: {', '.join(p.name for p in manual)}" if manual else "scan on push in every project"
     if blocking:
         detail += f"; deployment blocked at: {', '.join(blocking)}"
+    expired = _expired_allowlists(projects)
+    if expired:
+        detail += f"; CVE allowlist expired in: {', '.join(expired)}"
     if scanners is None:
         detail += "; scanners not listed (grant scanner:list to see the default scanner)"
     enabled = len(manual) < len(projects)
@@ -218,6 +221,17 @@ def scanning(
         uncovered_repositories=uncovered,
         detail=detail,
     )
+
+
+def _expired_allowlists(projects: Sequence[Project], now: datetime | None = None) -> list[str]:
+    """Projects whose own CVE allowlist (with entries) has passed its expiry."""
+    moment = (now or datetime.now(UTC)).timestamp()
+    return [
+        p.name
+        for p in projects
+        if p.cve_allowlist is not None and p.cve_allowlist.items
+        and (p.cve_allowlist.expires_at or 0) > 0 and (p.cve_allowlist.expires_at or 0) < moment
+    ]
 
 
 def content_trust(projects: Sequence[Project]) -> ContentTrustFacts:

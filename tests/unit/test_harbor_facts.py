@@ -9,7 +9,7 @@ import time
 import pytest
 
 from audits.collectors import harbor_facts
-from audits.collectors.harbor_api import RetentionPolicy, SystemInfo, TagRule
+from audits.collectors.harbor_api import Project, RetentionPolicy, SystemInfo, TagRule
 from audits.engine import judge
 from audits.model import (
     ADMIN_ACCOUNT,
@@ -114,3 +114,13 @@ def test_robots_never_expiring_fail_and_old_ones_are_not_rotated(monkeypatch: py
     rotated = {f.resource: f.status for f in found if f.rule == "RG-CRED-002"}
     assert short == {"robot robot$prod+ci": Status.PASS, "robot robot$legacy+deployer": Status.FAIL}
     assert rotated == {"robot robot$prod+ci": Status.PASS, "robot robot$legacy+deployer": Status.FAIL}
+
+
+def test_an_expired_project_cve_allowlist_is_named_in_the_scanning_evidence() -> None:
+    state = seeded_state()
+    legacy = next(p for p in state.projects if p["name"] == "legacy")
+    legacy["cve_allowlist"] = {"items": [{"cve_id": "CVE-2024-0001"}], "expires_at": int(time.time()) - 86_400}
+    projects = [Project.model_validate(p) for p in state.projects]
+    scanning = harbor_facts.scanning(projects, {}, [])
+    assert "CVE allowlist expired in: legacy" in scanning.detail
+    assert "prod" not in scanning.detail.split("expired in:")[1]
