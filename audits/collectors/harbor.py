@@ -304,20 +304,21 @@ class _Api:
         (info, config, default_password), (scanners, robots, replication, logs, projects) = await asyncio.gather(
             settings, listings
         )
+        system = {
+            LOGGING: self._from(config, "configurations", harbor_facts.logging),
+            ADMIN_ACCOUNT: self._admin(info, default_password),
+            REPLICATION: self._from(replication, "replication", harbor_facts.replication, "/replication/policies"),
+            CREDENTIALS: self._credentials(robots, config),
+        }
+        self.run.options.record_all(system)  # known now: a deadline during the projects keeps them
         if isinstance(projects, HarborError):
             listed: dict[str, Fact[Any]] = {name: _unavailable(projects, None) for name in _PROJECT_FACTS}
         else:
             listed = await self._project_facts([p for p in projects if self.run.project_wanted(p.name)], scanners)
         repositories = listed.get(REPOSITORIES)
         names = [r.name for r in repositories.value] if repositories is not None and repositories.value else []
-        return {
-            **listed,
-            LOGGING: self._from(config, "configurations", harbor_facts.logging),
-            ADMIN_ACCOUNT: self._admin(info, default_password),
-            REPLICATION: self._from(replication, "replication", harbor_facts.replication, "/replication/policies"),
-            CREDENTIALS: self._credentials(robots, config),
-            PULL_COUNTS: self._from(logs, "audit-logs", lambda x: harbor_facts.pull_counts(x, names), "/audit-logs"),
-        }
+        pulls = self._from(logs, "audit-logs", lambda x: harbor_facts.pull_counts(x, names), "/audit-logs")
+        return {**listed, **system, PULL_COUNTS: pulls}
 
     def _from(self, value: T | HarborError, grant: str, make: Callable[[T], Any], path: str = "") -> Fact[Any]:
         if isinstance(value, HarborError):
