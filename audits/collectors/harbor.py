@@ -288,7 +288,7 @@ class _Api:
         self.errors: list[RepositoryFacts] = []
 
     async def facts(self) -> dict[str, Fact[Any]]:
-        # Two gathers (typed up to six awaitables each) that run together.
+        # The system calls in two gathers (typed up to six awaitables each) and the project listing, all at once.
         settings = asyncio.gather(
             _attempt(self.api.get("/systeminfo", SystemInfo)),
             _attempt(self.api.get("/configurations", Configurations)),
@@ -299,9 +299,9 @@ class _Api:
             _attempt(self.api.listing("/robots", Robot)),
             _attempt(self.api.listing("/replication/policies", ReplicationPolicy)),
             _attempt(self._pull_logs()),
-            _attempt(self.api.listing("/projects", Project)),
         )
-        (info, config, default_password), (scanners, robots, replication, logs, projects) = await asyncio.gather(
+        project_listing = asyncio.ensure_future(_attempt(self.api.listing("/projects", Project)))
+        (info, config, default_password), (scanners, robots, replication, logs) = await asyncio.gather(
             settings, listings
         )
         system = {
@@ -311,6 +311,7 @@ class _Api:
             CREDENTIALS: self._credentials(robots, config),
         }
         self.run.options.record_all(system)  # known now: a deadline during the projects keeps them
+        projects = await project_listing
         if isinstance(projects, HarborError):
             listed: dict[str, Fact[Any]] = {name: _unavailable(projects, None) for name in _PROJECT_FACTS}
         else:

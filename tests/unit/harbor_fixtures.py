@@ -58,6 +58,7 @@ def audit(url: str, **target: Any) -> TargetFacts:
 class Fault:
     status: int
     body: bytes = b""
+    delay_s: float = 0.0  # answer only after this pause (bounded: the proxy's own stop ends it)
 
 
 @dataclass
@@ -67,6 +68,7 @@ class FaultProxy:
     upstream: str
     faults: Mapping[str, Fault]
     url: str = ""
+    stopping: threading.Event = field(default_factory=threading.Event)
     _server: ThreadingHTTPServer | None = field(default=None, repr=False)
 
     def __enter__(self) -> FaultProxy:
@@ -83,6 +85,7 @@ class FaultProxy:
             def do_GET(self) -> None:  # noqa: N802
                 fault = proxy.faults.get(urlsplit(self.path).path)
                 if fault is not None:
+                    proxy.stopping.wait(fault.delay_s)
                     self._answer(fault.status, {"Content-Type": "application/json"}, fault.body)
                     return
                 conn = http.client.HTTPConnection(up.hostname or "127.0.0.1", up.port or 80, timeout=5)
@@ -110,5 +113,6 @@ class FaultProxy:
 
     def __exit__(self, *exc: object) -> None:
         assert self._server is not None
+        self.stopping.set()
         self._server.shutdown()
         self._server.server_close()

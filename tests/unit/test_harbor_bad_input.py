@@ -8,9 +8,13 @@ default-password probe never shows its password anywhere."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
+from audits.collectors.base import CollectOptions
+from audits.collectors.harbor import collect
 from audits.engine import judge
 from audits.model import (
     ADMIN_ACCOUNT,
@@ -25,6 +29,7 @@ from audits.model import (
     TargetFacts,
 )
 from audits.rules.registry import RuleContext, catalog
+from audits.targets import HarborTarget
 from tests.unit.harbor_fixtures import (
     ADMIN_PASSWORD,
     AUDITOR_PASSWORD,
@@ -142,3 +147,22 @@ def test_the_probe_with_a_changed_password_passes(monkeypatch: pytest.MonkeyPatc
         facts = audit(harbor.url, probe_default_password=True)
     [finding] = by_rule(findings(facts), "RG-AUTH-003")
     assert finding.status is Status.PASS
+
+
+def test_system_facts_are_published_while_the_projects_are_still_being_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deadline that strikes during a slow project listing keeps what was already seen."""
+    login(monkeypatch, "admin", ADMIN_PASSWORD)
+    options = CollectOptions(concurrency=4)
+    slow = {"/api/v2.0/projects": Fault(200, b"[]", delay_s=3.0)}
+    with running_harbor() as harbor, FaultProxy(harbor.url, slow) as proxy:
+        target = HarborTarget(name="harbor", kind="harbor", url=proxy.url, timeout=5,
+                              username_env=USER_ENV, password_env=PASSWORD_ENV)  # fmt: skip
+        worker = threading.Thread(target=collect, args=(target, options))
+        worker.start()
+        deadline = time.monotonic() + 2.5
+        while LOGGING not in options.published.facts() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seen_early = options.published.facts()
+        worker.join(timeout=10)
+    assert seen_early[LOGGING].state is FactState.OK and seen_early[CREDENTIALS].state is FactState.OK
+    assert REPOSITORIES not in seen_early  # still being read (a deadline now makes it an error)
