@@ -21,7 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from audits.targets import DistributionTarget, DockerConfigTarget, EcrTarget, ImageRefsTarget, TargetConfig
+from audits.targets import (
+    DistributionTarget,
+    DockerConfigTarget,
+    EcrTarget,
+    HarborTarget,
+    ImageRefsTarget,
+    TargetConfig,
+)
 
 # Rule scope meaning "every kind whose `registry` is true" (see RuleMeta.kinds).
 REGISTRIES = "registries"
@@ -76,6 +83,16 @@ _TABLE: dict[str, Kind] = {
             provisioner="components.ecr",
             declarer="policy.declared_ecr",
             sandbox="sandbox.ecr_estate:start_ecr_estate",
+        ),
+        Kind(
+            "harbor",
+            "Harbor",
+            HarborTarget,
+            "audits.collectors.harbor",
+            registry=True,
+            provisioner="components.harbor_vm",
+            declarer="policy.declared_harbor",
+            sandbox="sandbox.harbor_estate:start_harbor_estate",
         ),
         Kind(
             "docker-config",

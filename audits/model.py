@@ -339,8 +339,9 @@ class CredentialFacts:
 @dataclass(frozen=True)
 class AdminAccountFacts:
     """`mechanism` says what the shared account is: a registry's built-in
-    admin user (`admin-user`) or one account in an htpasswd file (`htpasswd`),
-    which RULES.md judges only in production."""
+    admin user (`admin-user`), one account in an htpasswd file (`htpasswd`) or
+    Harbor's local database accounts (`local-accounts`, auth_mode db_auth); the
+    last two RULES.md judges only in production."""
 
     shared_admin_enabled: bool
     default_password: bool = False

@@ -142,3 +142,28 @@ class ImageRefsTarget(TargetConfig):
     paths: list[Path] = Field(min_length=1)
 
     path_fields: ClassVar[frozenset[str]] = frozenset({"paths"})
+
+
+class HarborTarget(TargetConfig, OciAuth):
+    """A Harbor instance, audited through its API v2.0 and its OCI endpoint."""
+
+    url: str = Field(
+        pattern=_BASE_URL_PATTERN,
+        description="Harbor's base URL: http(s)://host[:port], without a path (the API is under /api/v2.0)",
+    )
+    ca_file: Path | None = None
+    projects: list[str] = Field(default_factory=list, description="fnmatch filters on project names; empty: all")
+    timeout: float = Field(10.0, gt=0, description="seconds per request (the target's total is `deadline`)")
+    allowed_token_realms: list[Annotated[str, Field(pattern=r"^https://[^/\s]+/?$")]] = Field(
+        default_factory=list, description="HTTPS origins of token services trusted besides Harbor's own"
+    )
+    db_auth_declared: bool = Field(
+        False, description="local database accounts (auth_mode db_auth) are intended, also in production"
+    )
+    probe_default_password: bool = Field(
+        False,
+        description="opt-in: try the installer's default admin password once (RG-AUTH-003); off by default",
+    )
+
+    path_fields: ClassVar[frozenset[str]] = frozenset({"ca_file"})
+    secret_hint: ClassVar[str] = DistributionTarget.secret_hint

@@ -19,6 +19,21 @@ FRAMEWORKS = ("soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp
 # What a report maps to when the audit config (or the stack config) names no framework.
 DEFAULT_FRAMEWORKS = ("soc2", "nist-800-53")
 
+# Release tags a tag-immutability setting must never leave mutable (checked with
+# fnmatch by the rules, and against Harbor's immutable-tag rules by its collector).
+SAMPLE_RELEASE_TAGS = (
+    "1.2.3",
+    "v1.2.3",
+    "10.20.30",
+    "v10.20.30",
+    "1.2",
+    "v1.2",
+    "1.2.3-rc.1",
+    "v1.2.3-rc.1",
+    "release-1.2.3",
+    "release-2024.06",
+)
+
 # cosign's tag scheme for the artifacts it attaches to a manifest `sha256:<hex>`:
 # `sha256-<hex>.sig` (signature), `.att` (attestation), `.sbom`.
 COSIGN_ARTIFACT_TAG = re.compile(r"sha256-([0-9a-f]{64})\.(sig|att|sbom)")

@@ -20,13 +20,13 @@ Everything else is `not_observable`. Pure: no I/O, no Pulumi engine, no SDK.
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from audits.collectors.harbor_api import Selector, TagRule
+from audits.collectors.harbor_facts import immutability
 from audits.model import (
     ANONYMOUS_ACCESS,
     CREDENTIALS,
@@ -43,7 +43,6 @@ from audits.model import (
     TargetFacts,
     utcnow,
 )
-from audits.rules.common import SAMPLE_RELEASE_TAGS
 from audits.rules.registry import RuleContext
 from audits.vocabulary import DEFAULT_FRAMEWORKS, is_production_environment
 from policy.declared import ENVIRONMENT_TAG, DeclaredResource, Location, is_unknown
@@ -160,24 +159,23 @@ def _repository(name: str, project: DeclaredResource, labels: frozenset[str]) ->
     )
 
 
-def _patterns(value: Any) -> tuple[str, ...]:
-    """Harbor's doublestar `{a,b}` alternatives -> (a, b); `**` matches like `*` for one tag."""
-    if not isinstance(value, str) or not value:
-        return ()
-    inner = value[1:-1] if value.startswith("{") and value.endswith("}") else value
-    return tuple(p.replace("**", "*") for p in re.split(r",", inner) if p)
-
-
 def _immutability(rule: DeclaredResource | None) -> ImmutabilitySetting:
+    """The declared rule read the way the live audit reads Harbor's answer:
+    the same doublestar matching (`audits.collectors.harbor_facts`)."""
     if rule is None or rule.props.get("disabled") is True:
         return ImmutabilitySetting(immutable=False, detail="no immutable tag rule")
-    matching = _patterns(rule.props.get("tagMatching") or "**")
-    covers = all(any(fnmatch.fnmatchcase(tag, p) for p in matching) for tag in SAMPLE_RELEASE_TAGS)
-    detail = f"harbor rule repos={rule.props.get('repoMatching')} tags={rule.props.get('tagMatching')}"
-    if not covers:
-        return ImmutabilitySetting(immutable=False, detail=f"{detail}: release tags not covered")
-    return ImmutabilitySetting(immutable=True, exclusion_filters=_patterns(rule.props.get("tagExcluding")),
-                               detail=detail)
+    return immutability([_as_tag_rule(rule.props)], "*", ())
+
+
+def _as_tag_rule(props: Mapping[str, Any]) -> TagRule:
+    """pulumiverse-harbor's ImmutableTagRule inputs as Harbor's API shape."""
+    tags = [Selector(kind="doublestar", decoration="matches", pattern=str(props.get("tagMatching") or "**"))]
+    if props.get("tagExcluding"):
+        tags.append(Selector(kind="doublestar", decoration="excludes", pattern=str(props["tagExcluding"])))
+    repos = [Selector(kind="doublestar", decoration="repoMatches", pattern=str(props.get("repoMatching") or "**"))]
+    if props.get("repoExcluding"):
+        repos.append(Selector(kind="doublestar", decoration="repoExcludes", pattern=str(props["repoExcluding"])))
+    return TagRule(tag_selectors=tags, scope_selectors={"repository": repos})
 
 
 def _scanning(projects: Mapping[str, DeclaredResource]) -> ScanningFacts:

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-import os
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -62,6 +61,7 @@ from audits.collectors.oci import (
     valid_repository,
     valid_tag,
 )
+from audits.collectors.oci_access import MissingCredential, credentials_from_env, tls_refusal, verify_cosign_layer
 from audits.collectors.oci_probe import (
     CATALOG_PAGE_SIZE,
     PROBED_FACTS,
@@ -133,10 +133,6 @@ def collect(
     )
 
 
-class _MissingCredential(Exception):
-    pass
-
-
 # --------------------------------------------------------------------------
 # One collection run
 # --------------------------------------------------------------------------
@@ -201,7 +197,7 @@ class _Collection:
             return Fact.error(refused, source)
         try:
             credentials = self._credentials()
-        except _MissingCredential as exc:
+        except MissingCredential as exc:
             return Fact.error(str(exc), source)
         try:
             verify = self._verify_context()
@@ -250,31 +246,12 @@ class _Collection:
 
     def _tls_gate(self, tls: Fact[TlsFacts]) -> str | None:
         """Why authenticated collection must not run, or None when it may."""
-        if self.endpoint.scheme != "https":
-            return None
-        if tls.value is None:
-            return f"not collected: TLS handshake failed ({tls.detail})"
-        if not tls.value.verified:
-            return f"not collected: TLS verification failed ({tls.value.verify_error})"
-        if tls.value.hostname_matches is False:
-            return f"not collected: TLS verification failed (certificate does not name {self.endpoint.host})"
-        return None
+        return tls_refusal(self.endpoint, tls)
 
     def _credentials(self) -> Credentials | None:
         """Credentials from the environment variables the target names. A
         missing variable is reported by its name; values never leave here."""
-        user_var, pass_var = self.target.username_env, self.target.password_env
-        if not user_var and not pass_var:
-            return None
-        for var in (user_var, pass_var):
-            if not var:
-                raise _MissingCredential("username_env and password_env must both be set")
-            if not os.environ.get(var):
-                raise _MissingCredential(f"environment variable {var} is not set")
-        assert user_var is not None and pass_var is not None
-        password = os.environ[pass_var]
-        self.redact.add(password)
-        return Credentials(os.environ[user_var], password)
+        return credentials_from_env(self.target.username_env, self.target.password_env, self.redact)
 
     def _verify_context(self) -> ssl.SSLContext | bool:
         if self.target.ca_file is None:
@@ -388,19 +365,7 @@ class _Collection:
     async def _verify_layer(
         self, client: OciClient, repo: str, digest: str, layer: Mapping[str, Any]
     ) -> cosign.Verification:
-        if not self.keys.configured:
-            return cosign.Verification(None, error="no trusted key configured")
-        signature = layer["annotations"][cosign.SIGNATURE_ANNOTATION]
-        layer_digest = layer.get("digest")
-        if not isinstance(layer_digest, str) or not valid_digest(layer_digest):
-            return cosign.Verification(False, error="signature layer has no valid digest")
-        payload = cosign.canonical_payload(f"{self.endpoint.netloc}/{repo}", digest)
-        if cosign.sha256_digest(payload) != layer_digest:
-            try:
-                payload = await client.get_blob(repo, layer_digest)
-            except OciError as exc:
-                return cosign.Verification(False, error=f"cannot read signature payload: {self.redact(exc.detail)}")
-        return cosign.verify(payload, signature, digest, self.keys)
+        return await verify_cosign_layer(client, repo, digest, layer, self.keys, self.endpoint.netloc)
 
 
 def split_artifact_tags(tags: list[str]) -> tuple[list[str], frozenset[str]]:

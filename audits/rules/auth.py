@@ -36,6 +36,8 @@ from audits.rules.registry import (
 )
 
 _AUTH_REQUIRED = frozenset({401, 403})
+# Shared-account mechanisms RULES.md judges in production only: one htpasswd account, Harbor's local accounts.
+PROD_ONLY_MECHANISMS = frozenset({"htpasswd", "local-accounts"})
 
 
 def _answers_anonymously(status: int | None) -> bool:
@@ -75,6 +77,13 @@ def _answers_anonymously(status: int | None) -> bool:
                 ),
                 component=(
                     "EcrRepositoryArgs(baseline=Baseline(public=False))"
+                ),
+            ),
+            "harbor": Remediation(
+                cli=(
+                    "make the project private: `curl -u <admin> -X PUT https://<harbor>/api/v2.0/projects/<project> "
+                    "-H 'Content-Type: application/json' -d '{\"metadata\": {\"public\": \"false\"}}'`, or list its "
+                    "repositories in `public_repositories` if they are meant to be public"
                 ),
             ),
         },
@@ -190,6 +199,12 @@ def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool)
                     "front of it; close it or make it redirect to HTTPS"
                 ),
             ),
+            "harbor": Remediation(
+                cli=(
+                    "Harbor's token challenge belongs on HTTPS: remove the `http` listener from harbor.yml (or make "
+                    "it only redirect to HTTPS) so no client sends its password in clear"
+                ),
+            ),
         },
     )
 )
@@ -264,6 +279,14 @@ def _token_realm(facts: FactView) -> TokenRealmFacts | None:
                 ),
                 component="EcrRepositoryArgs(push_principals=('arn:aws:iam::<account>:role/ci-push',))",
             ),
+            "harbor": Remediation(
+                cli=(
+                    "change the admin password (`PUT https://<harbor>/api/v2.0/users/<id>/password`), switch "
+                    "`auth_mode` to `oidc_auth` or `ldap_auth` and turn `self_registration` off (`PUT "
+                    "https://<harbor>/api/v2.0/configurations`); set `db_auth_declared: true` on the target only "
+                    "where local accounts are intended"
+                ),
+            ),
         },
     )
 )
@@ -284,9 +307,9 @@ def no_shared_admin(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
         yield failed(resource, "admin account still uses the installer's default password", Severity.CRITICAL, **ev)
     elif not admin.shared_admin_enabled:
         yield passed(resource, "no shared admin account enabled", **ev)
-    elif admin.mechanism == "htpasswd" and not target_is_prod(ctx, facts):
+    elif admin.mechanism in PROD_ONLY_MECHANISMS and not target_is_prod(ctx, facts):
         yield not_applicable(
-            resource, f"shared htpasswd account is only judged in production ({ctx.environment})", **ev
+            resource, f"shared {admin.mechanism} account is only judged in production ({ctx.environment})", **ev
         )
     else:
         yield failed(resource, f"shared admin account enabled: {admin.detail or 'admin user'}", **ev)

@@ -42,22 +42,6 @@ REGISTRY_KINDS = frozenset({REGISTRIES})
 _SEMVER_RE = re.compile(r"^v?\d+\.\d+(\.\d+)?([-+][0-9A-Za-z][0-9A-Za-z.+-]*)?$")
 _DIGEST_TAG_RE = re.compile(r"^(sha256[-:])?[0-9a-f]{40,64}$")
 
-# Release tags a tag-immutability exclusion must never cover (checked with fnmatch,
-# besides the exact check for semver and the repository's own release tags).
-SAMPLE_RELEASE_TAGS = (
-    "1.2.3",
-    "v1.2.3",
-    "10.20.30",
-    "v10.20.30",
-    "1.2",
-    "v1.2",
-    "1.2.3-rc.1",
-    "v1.2.3-rc.1",
-    "release-1.2.3",
-    "release-2024.06",
-)
-
-
 def evidence(facts: FactView, *names: str, **values: Any) -> dict[str, Any]:
     """Observed values plus where/when each named fact came from.
 

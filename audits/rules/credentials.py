@@ -79,6 +79,13 @@ def _credential_evidence(facts: FactView, cred: CredentialFacts, **extra: object
                 ),
                 component="EcrRepositoryArgs(push_principals=('arn:aws:iam::<account>:role/ci-push',))",
             ),
+            "harbor": Remediation(
+                cli=(
+                    "replace the robot with one that expires: `POST https://<harbor>/api/v2.0/robots` with "
+                    "`\"duration\": 30` (days), delete the never-expiring one, and set `robot_token_duration` (`PUT "
+                    "https://<harbor>/api/v2.0/configurations`)"
+                ),
+            ),
         },
     )
 )
@@ -150,6 +157,12 @@ def _judge_expiry(ctx: RuleContext, facts: FactView, cred: CredentialFacts) -> V
                     "`aws iam create-access-key --user-name <user>`, move the clients to the new key, then `aws iam "
                     "delete-access-key --user-name <user> --access-key-id <old-id>` (better: replace the user with "
                     "a role)"
+                ),
+            ),
+            "harbor": Remediation(
+                cli=(
+                    "refresh the robot's secret (`PATCH https://<harbor>/api/v2.0/robots/<id>` with `{\"secret\": "
+                    "\"<new>\"}`, or recreate the robot) and update the jobs that use it"
                 ),
             ),
         },

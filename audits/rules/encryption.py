@@ -54,6 +54,12 @@ def requires_customer_key(ctx: RuleContext) -> bool:
                 ),
                 component="EcrRepositoryArgs(baseline=Baseline(customer_managed_key=True))",
             ),
+            "harbor": Remediation(
+                cli=(
+                    "put Harbor's data volume on a disk encrypted with a customer-managed key, or configure "
+                    "harbor.yml `storage_service` with an object-storage backend encrypting by your KMS key"
+                ),
+            ),
         },
     )
 )

@@ -54,6 +54,12 @@ BASELINE_DAYS = 14
                     "--is-multi-region-trail` then `aws cloudtrail start-logging --name registry-audit`"
                 ),
             ),
+            "harbor": Remediation(
+                cli=(
+                    "forward the audit log to your log pipeline: `PUT https://<harbor>/api/v2.0/configurations` with "
+                    "`{\"audit_log_forward_endpoint\": \"<syslog host>:<port>\"}`"
+                ),
+            ),
         },
     )
 )
@@ -98,6 +104,13 @@ def access_logged(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "find who pulled: `aws cloudtrail lookup-events --lookup-attributes "
                     "AttributeKey=EventName,AttributeValue=BatchGetImage`; rotate the credentials involved if the "
                     "pulls are not yours"
+                ),
+            ),
+            "harbor": Remediation(
+                cli=(
+                    "find who pulled: `GET "
+                    "https://<harbor>/api/v2.0/audit-logs?q=operation=pull,resource=~<project>/<repo>`; rotate the "
+                    "robot or user credentials involved if the pulls are not yours"
                 ),
             ),
         },

@@ -41,6 +41,12 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                     "policies"
                 ),
             ),
+            "harbor": Remediation(
+                cli=(
+                    "bind Harbor to private addresses and restrict the VM's security group / firewall on 443 to the "
+                    "configured CIDRs (never 0.0.0.0/0 in production)"
+                ),
+            ),
         },
     )
 )

@@ -46,6 +46,13 @@ from audits.rules.registry import (
                 ),
                 component="EcrRegistryArgs(baseline=Baseline(replicate_to=('us-west-2',)))",
             ),
+            "harbor": Remediation(
+                cli=(
+                    "add the second registry (`POST https://<harbor>/api/v2.0/registries`) and an event-based push "
+                    "replication policy to it (`POST https://<harbor>/api/v2.0/replication/policies` with "
+                    "`dest_registry` and `\"trigger\": {\"type\": \"event_based\"}`)"
+                ),
+            ),
         },
         prod_only=True,
     )

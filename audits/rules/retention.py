@@ -41,6 +41,13 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                 ),
                 component="EcrRepositoryArgs(baseline=Baseline(keep_last=100, expire_untagged_days=7))",
             ),
+            "harbor": Remediation(
+                cli=(
+                    "create a scheduled tag retention policy for the project: `POST "
+                    "https://<harbor>/api/v2.0/retentions` with `scope.level: project`, a `latestPushedK` rule and "
+                    "`trigger.settings.cron`"
+                ),
+            ),
         },
     )
 )

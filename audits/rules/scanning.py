@@ -72,6 +72,13 @@ _SEVERITY_ALIASES = {"informational": Severity.INFO, "negligible": Severity.INFO
                 ),
                 component="EcrRegistryArgs(baseline=Baseline(scan_mode='continuous'))",
             ),
+            "harbor": Remediation(
+                cli=(
+                    "turn on scan on push (`PUT https://<harbor>/api/v2.0/projects/<project>` with `{\"metadata\": "
+                    "{\"auto_scan\": \"true\"}}`) and make a healthy scanner such as Trivy the default (`PATCH "
+                    "https://<harbor>/api/v2.0/scanners/<id>` with `{\"is_default\": true}`)"
+                ),
+            ),
         },
     )
 )
@@ -163,6 +170,12 @@ def newest_tag(repo: RepositoryFacts) -> TagFacts | None:
                 cli=(
                     "rebuild on a patched base image and push a new version; list what is affected with `aws ecr "
                     "describe-image-scan-findings --repository-name <repo> --image-id imageTag=<tag>`"
+                ),
+            ),
+            "harbor": Remediation(
+                cli=(
+                    "rebuild on a patched base image and push a new version; list what is affected with `GET "
+                    "https://<harbor>/api/v2.0/projects/<project>/repositories/<repo>/artifacts/<tag>/additions/vulnerabilities`"
                 ),
             ),
         },

@@ -88,6 +88,12 @@ def _tag_evidence(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -> dict
                     "<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest>`)"
                 ),
             ),
+            "harbor": Remediation(
+                cli=(
+                    "sign each release with cosign (`cosign sign --key <key> <harbor>/<project>/<repo>@<digest>`); "
+                    "Harbor lists the signature as the artifact's accessory"
+                ),
+            ),
         },
         prod_only=True,
     )
@@ -135,6 +141,13 @@ def prod_images_signed(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "add the release public key to `trusted_keys` in regguard.yaml, check with `cosign verify --key "
                     "release.pub <account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest>`, and re-sign "
                     "images signed with an unknown key"
+                ),
+            ),
+            "harbor": Remediation(
+                cli=(
+                    "re-sign with a trusted key (`cosign sign --key <trusted key> "
+                    "<harbor>/<project>/<repo>@<digest>`), delete signatures made with other keys, and list the "
+                    "public key in `trusted_keys`"
                 ),
             ),
         },
@@ -208,6 +221,12 @@ def _judge_verification(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -
                 cli=(
                     "ECR accepts unsigned pushes: sign in CI (cosign, or Notation with AWS Signer) and enforce at "
                     "admission (Kyverno `verifyImages`, Ratify, or Sigstore policy-controller)"
+                ),
+            ),
+            "harbor": Remediation(
+                cli=(
+                    "enforce cosign signatures on the project: `PUT https://<harbor>/api/v2.0/projects/<project>` "
+                    "with `{\"metadata\": {\"enable_content_trust_cosign\": \"true\"}}`"
                 ),
             ),
         },

@@ -17,7 +17,6 @@ from audits.model import (
 from audits.rules.common import (
     IMAGE_REFS_KIND,
     REGISTRY_KINDS,
-    SAMPLE_RELEASE_TAGS,
     evidence,
     filters_covering,
     image_tags,
@@ -41,7 +40,7 @@ from audits.rules.registry import (
     passed,
     rule,
 )
-from audits.vocabulary import matches_release_tag
+from audits.vocabulary import SAMPLE_RELEASE_TAGS, matches_release_tag
 
 LATEST = "latest"
 
@@ -78,6 +77,12 @@ LATEST = "latest"
                 cli=(
                     "reference a version, pinned by digest: `image: <registry>/<repo>:1.4.2@sha256:<digest>` "
                     "(`crane digest <registry>/<repo>:1.4.2` resolves it)"
+                ),
+            ),
+            "harbor": Remediation(
+                cli=(
+                    "deploy by a versioned tag and delete `latest` from production projects (`DELETE "
+                    "https://<harbor>/api/v2.0/projects/<project>/repositories/<repo>/artifacts/<digest>/tags/latest`)"
                 ),
             ),
         },
@@ -146,6 +151,13 @@ def _latest_references(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                 ),
                 component=(
                     "EcrRepositoryArgs(baseline=Baseline(immutable_tags=True, immutable_tag_exclusions=('dev-*',)))"
+                ),
+            ),
+            "harbor": Remediation(
+                cli=(
+                    "add an immutable tag rule covering release tags: `POST "
+                    "https://<harbor>/api/v2.0/projects/<project>/immutabletagrules` with the tag selector "
+                    "`{v*,*.*,release-*}` and the repository selector `**`"
                 ),
             ),
         },
@@ -226,6 +238,12 @@ def _judge_immutability(facts: FactView, name: str, setting: ImmutabilitySetting
                     "ecr put-image --repository-name <repo> --image-tag 1.4.2 --image-manifest file://m.json`), "
                     "then delete the old tag (`aws ecr batch-delete-image --repository-name <repo> --image-ids "
                     "imageTag=stable`)"
+                ),
+            ),
+            "harbor": Remediation(
+                cli=(
+                    "push releases to production projects with semantic-version tags (`v1.2.3`) and keep other tags "
+                    "out of them"
                 ),
             ),
         },

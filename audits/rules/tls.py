@@ -86,6 +86,12 @@ def _plain_http_target(facts: FactView, verdict: VerdictFunc, message: str) -> V
                     "listener or make it redirect to HTTPS"
                 ),
             ),
+            "harbor": Remediation(
+                cli=(
+                    "serve Harbor over HTTPS only: set `https.certificate` and `https.private_key` in harbor.yml and "
+                    "remove the `http` block, then `./prepare && docker compose up -d`"
+                ),
+            ),
         },
     )
 )
@@ -146,6 +152,13 @@ def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                 cli=(
                     "ECR's endpoint carries an AWS certificate: a failure means the audit reached something else (a "
                     "proxy or a DNS override); check the host the target resolves to and the target's `ca_file`"
+                ),
+            ),
+            "harbor": Remediation(
+                cli=(
+                    "install a certificate from a CA your clients trust (full chain, the hostname in subjectAltName, "
+                    "TLS 1.2 or later) as harbor.yml `https.certificate` / `https.private_key`, then `./prepare && "
+                    "docker compose up -d`"
                 ),
             ),
         },
@@ -231,6 +244,12 @@ def _days_remaining(ctx: RuleContext, tls: TlsFacts) -> float | None:
                 cli=(
                     "AWS renews the certificate of ECR's endpoint; renew the certificate of whatever proxy serves "
                     "your registry name in front of it"
+                ),
+            ),
+            "harbor": Remediation(
+                cli=(
+                    "renew the certificate harbor.yml `https.certificate` names before it expires and run `./prepare "
+                    "&& docker compose up -d` (automate it with ACME or your internal CA)"
                 ),
             ),
         },

@@ -41,7 +41,7 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
-SERVER_MARKERS = ("docker-registry", "moto.server", "moto_server")
+SERVER_MARKERS = ("docker-registry", "moto.server", "moto_server", "sandbox.harbor_emulator")
 _before: set[str] = set()
 
 
@@ -130,6 +130,17 @@ def test_ecr_estate_is_audited_with_its_seeded_failures(
     for rule in ("RG-TAG-002", "RG-RET-001", "RG-AUTH-001", "RG-TAG-001", "RG-CRED-001"):
         assert "fail" in ecr[rule], (rule, ecr[rule])
     assert "pass" in ecr["RG-TAG-002"], "the compliant repository passes"
+
+
+def test_sandbox_harbor_is_audited_and_in_every_report_format(
+    demo: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
+    harbor = statuses(demo[1])["harbor"]
+    for rule in ("RG-TAG-002", "RG-SIGN-002", "RG-AUTH-001", "RG-RET-001", "RG-CRED-001"):
+        assert {"pass", "fail"} <= harbor[rule], (rule, harbor[rule])  # prod passes, legacy fails
+    assert harbor["RG-TLS-002"] == {"pass"}
+    for name in REPORTS[:-1]:
+        assert "legacy/app" in (demo[1] / name).read_text(), name
 
 
 def test_each_finding_has_its_own_identity_and_only_failures_a_fix(

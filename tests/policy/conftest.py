@@ -19,7 +19,6 @@ from pulumi_policy import PolicyCustomTimeouts, PolicyResource, PolicyResourceOp
 from pulumi_policy.proxy import unknown_checking_proxy
 
 from policy.policies import build_policies
-from tests.pulumi.harbor_kind import harbor_provisioned
 from tests.pulumi.mocks import ProgramRun, RegisteredResource, run_program, stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,10 +122,3 @@ def stack_runs(program: ModuleType) -> Iterator[Callable[[str], ProgramRun]]:
         pulumi.runtime.settings.set_root_resource(None)
 
 
-@pytest.fixture
-def harbor_kind() -> Iterator[None]:
-    """Stacks with a `kind: harbor` entry parse and its declarer runs (see
-    tests/pulumi/harbor_kind.py). Not autouse: the pack served in a subprocess
-    has only the real kind table."""
-    with harbor_provisioned():
-        yield

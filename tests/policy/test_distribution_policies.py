@@ -42,7 +42,7 @@ def _net(violations: list[Violation]) -> list[Violation]:
 
 
 @pytest.mark.parametrize("env", ["prod", "airgapped"])
-def test_the_stacks_vms_pass_the_pack(env: str, stack_runs: Any, harbor_kind: None) -> None:
+def test_the_stacks_vms_pass_the_pack(env: str, stack_runs: Any) -> None:
     run = stack_runs(env)
     assert validate_all(run.resources) == []
     declared = declare(from_policy_resources(policy_resources(run.resources)))

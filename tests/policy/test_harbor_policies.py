@@ -15,8 +15,6 @@ from policy.declared_harbor import IMMUTABLE_RULE, PROJECT, ROBOT, declare
 from tests.policy.conftest import ProgramRun, Violation, policy_resources, replace_resources, validate_all, with_inputs
 from tests.pulumi.mocks import RegisteredResource
 
-pytestmark = pytest.mark.usefixtures("harbor_kind")
-
 
 def _one(run: ProgramRun, type_token: str, name: str) -> RegisteredResource:
     (found,) = [r for r in run.resources if r.type == type_token and r.name == name]
@@ -52,7 +50,7 @@ def test_a_never_expiring_robot_fails_rg_cred_001_on_its_urn(stack_runs: Callabl
 
 @pytest.mark.parametrize(("type_token", "name", "changes", "policy", "wanted"), [
     (PROJECT, "site-harbor-apps-project", {"public": True}, "rg-auth-001", "(apps)"),
-    (IMMUTABLE_RULE, "site-harbor-apps-immutable", {"tagMatching": "dev-*"}, "rg-tag-002", "release tags not covered"),
+    (IMMUTABLE_RULE, "site-harbor-apps-immutable", {"tagMatching": "dev-*"}, "rg-tag-002", "release tags mutable"),
     (PROJECT, "site-harbor-apps-project", {"vulnerabilityScanning": False}, "rg-scan-001", "apps"),
 ])
 def test_a_weakened_project_fails_the_rule_that_says_so(

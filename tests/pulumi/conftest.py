@@ -11,7 +11,6 @@ from typing import Any
 import pulumi
 import pytest
 
-from tests.pulumi.harbor_kind import harbor_provisioned
 from tests.pulumi.mocks import ProgramRun, run_program, stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,8 +68,3 @@ def edit_structured(
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in decoded.items()}
 
 
-@pytest.fixture(autouse=True)
-def _harbor_provisioned() -> Iterator[None]:
-    """Stacks with a `kind: harbor` entry parse (see tests/pulumi/harbor_kind.py)."""
-    with harbor_provisioned():
-        yield

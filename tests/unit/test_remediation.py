@@ -125,4 +125,4 @@ def test_passing_findings_carry_no_remediation() -> None:
 
 
 def test_kind_table_names_every_kind_with_a_collector() -> None:
-    assert set(kinds.names()) == {"distribution", "ecr", "docker-config", "image-refs"}
+    assert set(kinds.names()) == {"distribution", "ecr", "harbor", "docker-config", "image-refs"}
