@@ -21,7 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from audits.targets import DistributionTarget, DockerConfigTarget, EcrTarget, ImageRefsTarget, TargetConfig
+from audits.targets import (
+    DistributionTarget,
+    DockerConfigTarget,
+    EcrTarget,
+    GarTarget,
+    ImageRefsTarget,
+    TargetConfig,
+)
 
 # Rule scope meaning "every kind whose `registry` is true" (see RuleMeta.kinds).
 REGISTRIES = "registries"
@@ -73,6 +80,14 @@ _TABLE: dict[str, Kind] = {
             provisioner="components.ecr",
             declarer="policy.declared_ecr",
             sandbox="sandbox.ecr_estate:start_ecr_estate",
+        ),
+        Kind(
+            "gar",
+            "Google Artifact Registry",
+            GarTarget,
+            "audits.collectors.gar",
+            registry=True,
+            sandbox="sandbox.gar_estate:start_gar_estate",
         ),
         Kind(
             "docker-config",

@@ -246,6 +246,9 @@ class RepositoryFacts:
     declared_public: bool = False  # the config says this repository is meant to be public
     error: str | None = None  # repository-level collection error
     source: str = ""
+    # Immutable tags: a cosign `.sig` tag, once written, cannot be rewritten to add
+    # another signature (GAR keeps cosign signatures as tags; it has no referrers API).
+    signature_tags_immutable: bool = False
 
 
 # --------------------------------------------------------------------------
@@ -288,6 +291,7 @@ class RetentionFacts:
     by_repository: Mapping[str, str]  # repo -> policy summary
     uncovered_repositories: tuple[str, ...] = ()
     dry_run: bool = False
+    dry_run_repositories: tuple[str, ...] = ()  # per-repository dry run (GAR cleanupPolicyDryRun)
 
 
 @dataclass(frozen=True)

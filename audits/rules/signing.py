@@ -59,6 +59,17 @@ def _tag_evidence(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -> dict
     )
 
 
+def _immutable_note(repo: RepositoryFacts) -> str:
+    """Where signatures are tags (no referrers API) and tags are immutable, the
+    first `.sig` tag is final: re-signing or a second signer is refused."""
+    if not repo.signature_tags_immutable:
+        return ""
+    return (
+        "; note: tags are immutable here, so cosign's `sha256-<hex>.sig` tag cannot be rewritten once pushed "
+        "(re-signing or adding a second signature fails): sign once, with every key, right after the push"
+    )
+
+
 @rule(
     RuleMeta(
         id="RG-SIGN-001",
@@ -100,9 +111,9 @@ def prod_images_signed(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
             if tag.signatures is None:
                 return errored(resource, "signatures were not looked up", **ev)
             if not tag.signatures:
-                return failed(resource, "no cosign or Notation signature found", **ev)
+                return failed(resource, "no cosign or Notation signature found" + _immutable_note(repo), **ev)
             formats = sorted({s.format for s in tag.signatures})
-            return passed(resource, f"signed ({', '.join(formats)})", **ev)
+            return passed(resource, f"signed ({', '.join(formats)})" + _immutable_note(repo), **ev)
 
         yield from judge_tags(repo, facts, one)
 
