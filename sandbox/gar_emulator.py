@@ -137,7 +137,7 @@ class GarEmulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def write_key_file(self, path: Path | None = None) -> Path:
+    def write_key_file(self, path: Path | None = None, token_uri: str | None = None) -> Path:
         """A service-account key file as the IAM console writes one, with the
         emulator's token endpoint as `token_uri` (what ADC reads)."""
         path = path or self.workdir / "gar-auditor-key.json"
@@ -151,7 +151,7 @@ class GarEmulator:
             "private_key": pem,
             "client_email": self.client_email,
             "client_id": "100000000000000000001",
-            "token_uri": self.token_uri,
+            "token_uri": token_uri or self.token_uri,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(key), encoding="utf-8")
@@ -369,7 +369,8 @@ def _handler_for(emu: GarEmulator) -> type[BaseHTTPRequestHandler]:
             if method is None:
                 return None
             if not emu.authorized(self.headers.get("Authorization")):
-                return self._send(401, _error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials."))
+                refused = _error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
+                return self._send(401, refused)
             status, answer, headers = emu.answer(method, split.path, query)
             if status == 200:
                 try:

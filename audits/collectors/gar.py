@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import google.auth
@@ -65,8 +66,8 @@ from google.cloud.location import locations_pb2
 from audits.collectors.base import CollectOptions, RequestCounter
 from audits.collectors.gar_facts import (
     GAR_FACTS,
-    ImageListing,
     LEGACY_REDIRECTION,
+    ImageListing,
     RepositoryRecord,
     credential_facts,
     encryption_facts,
@@ -182,7 +183,7 @@ class GarApi:
             raise _Unavailable(f"no Application Default Credentials: {str(exc)[:300]}", "google.auth.default") from None
         counter.add("oauth2:token")
         try:
-            credentials.refresh(Request())
+            credentials.refresh(Request())  # type: ignore[no-untyped-call]
         except (auth_exceptions.GoogleAuthError, requests.RequestException) as exc:
             uri = getattr(credentials, "_token_uri", "the token endpoint")
             raise _Unavailable(f"cannot get an access token from {uri}: {str(exc)[:300]}", "oauth2:token") from None
@@ -223,7 +224,7 @@ class GarApi:
         out: list[T] = []
         token, seen = "", set[str]()
         for _ in range(MAX_PAGES):
-            page = self.call(name, lambda: first(token))
+            page = self.call(name, partial(first, token))
             if page.value is None:
                 return Outcome(error=page.error, status=page.status)
             out.extend(entries(page.value))
@@ -285,7 +286,7 @@ class GarApi:
         url = f"{base}/v1/projects/{self.target.project}:getIamPolicy"
         self.counter.add("cloudresourcemanager.projects.getIamPolicy")
         try:
-            with AuthorizedSession(self.credentials) as session:
+            with AuthorizedSession(self.credentials) as session:  # type: ignore[no-untyped-call]
                 response = session.post(url, json={"options": {"requestedPolicyVersion": 3}}, timeout=self.timeout())
         except (auth_exceptions.GoogleAuthError, requests.RequestException) as exc:
             return Outcome(error=f"{type(exc).__name__}: {str(exc)[:300]}")
@@ -432,7 +433,9 @@ def _repository_settings(repository: Any) -> Mapping[str, Any]:
         "resource": repository.name,
         "mode": ar.Repository.Mode(repository.mode).name,
         "immutable_tags": bool(repository.docker_config.immutable_tags),
-        "cleanup_policies": {k: ar.CleanupPolicy.to_dict(v, use_integers_for_enums=False) for k, v in repository.cleanup_policies.items()},
+        "cleanup_policies": {
+            k: ar.CleanupPolicy.to_dict(v, use_integers_for_enums=False) for k, v in repository.cleanup_policies.items()
+        },
         "cleanup_dry_run": bool(repository.cleanup_policy_dry_run),
         "kms_key_name": repository.kms_key_name or None,
         "scanning_state": ar.Repository.VulnerabilityScanningConfig.EnablementState(

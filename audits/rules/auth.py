@@ -76,6 +76,13 @@ def _answers_anonymously(status: int | None) -> bool:
                     "EcrRepositoryArgs(baseline=Baseline(public=False))"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "remove the public members: `gcloud artifacts repositories remove-iam-policy-binding <repository> "
+                    "--location <location> --member allUsers --role roles/artifactregistry.reader` (and the same for "
+                    "`allAuthenticatedUsers`); grant named groups instead"
+                ),
+            ),
         },
     )
 )
@@ -188,6 +195,12 @@ def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool)
                     "front of it; close it or make it redirect to HTTPS"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "Artifact Registry serves only HTTPS (`<location>-docker.pkg.dev`): a plain-HTTP answer came from "
+                    "a proxy in front of it; close it or make it redirect to HTTPS"
+                ),
+            ),
         },
     )
 )
@@ -260,6 +273,13 @@ def _token_realm(facts: FactView) -> TokenRealmFacts | None:
                     "sharing one IAM user's keys"
                 ),
                 component="EcrRepositoryArgs(push_principals=('arn:aws:iam::<account>:role/ci-push',))",
+            ),
+            "gar": Remediation(
+                cli=(
+                    "Artifact Registry has no admin user; keep it that way by granting "
+                    "`roles/artifactregistry.writer` to the CI service account (Workload Identity Federation) rather "
+                    "than sharing one key"
+                ),
             ),
         },
     )

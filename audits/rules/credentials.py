@@ -79,6 +79,13 @@ def _credential_evidence(facts: FactView, cred: CredentialFacts, **extra: object
                 ),
                 component="EcrRepositoryArgs(push_principals=('arn:aws:iam::<account>:role/ci-push',))",
             ),
+            "gar": Remediation(
+                cli=(
+                    "push from CI with Workload Identity Federation (`gcloud iam workload-identity-pools "
+                    "create-cred-config ...`) or `gcloud auth print-access-token` (one hour), and delete "
+                    "service-account keys: `gcloud iam service-accounts keys delete <key-id> --iam-account <sa>`"
+                ),
+            ),
         },
     )
 )
@@ -150,6 +157,13 @@ def _judge_expiry(ctx: RuleContext, facts: FactView, cred: CredentialFacts) -> V
                     "`aws iam create-access-key --user-name <user>`, move the clients to the new key, then `aws iam "
                     "delete-access-key --user-name <user> --access-key-id <old-id>` (better: replace the user with "
                     "a role)"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "rotate the upstream credential: `gcloud secrets versions add <secret> --data-file=-`, then point "
+                    "the remote repository at the new version (`gcloud artifacts repositories update <repository> "
+                    "--location <location> --remote-password-secret-version=<version>`)"
                 ),
             ),
         },

@@ -53,6 +53,14 @@ def requires_customer_key(ctx: RuleContext) -> bool:
                 ),
                 component="EcrRepositoryArgs(baseline=Baseline(customer_managed_key=True))",
             ),
+            "gar": Remediation(
+                cli=(
+                    "CMEK is set at creation only: `gcloud artifacts repositories create <repository> --location "
+                    "<location> --repository-format docker --kms-key "
+                    "projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>`, then copy the images "
+                    "(`gcrane cp`) and delete the old repository"
+                ),
+            ),
         },
     )
 )

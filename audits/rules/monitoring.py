@@ -53,6 +53,14 @@ BASELINE_DAYS = 14
                     "--is-multi-region-trail` then `aws cloudtrail start-logging --name registry-audit`"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "turn on Data Access audit logs for Artifact Registry: add `{service: "
+                    "artifactregistry.googleapis.com, auditLogConfigs: [{logType: DATA_READ}, {logType: "
+                    "DATA_WRITE}]}` to the project policy (`gcloud projects get-iam-policy <project> > p.yaml`, edit, "
+                    "`gcloud projects set-iam-policy <project> p.yaml`)"
+                ),
+            ),
         },
     )
 )
@@ -97,6 +105,14 @@ def access_logged(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "find who pulled: `aws cloudtrail lookup-events --lookup-attributes "
                     "AttributeKey=EventName,AttributeValue=BatchGetImage`; rotate the credentials involved if the "
                     "pulls are not yours"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "find who pulled: `gcloud logging read "
+                    '\'protoPayload.serviceName="artifactregistry.googleapis.com" AND '
+                    'protoPayload.methodName="Docker-GetManifest"\' --project <project>`; rotate the credentials '
+                    "involved"
                 ),
             ),
         },

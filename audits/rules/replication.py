@@ -46,6 +46,13 @@ from audits.rules.registry import (
                 ),
                 component="EcrRegistryArgs(baseline=Baseline(replicate_to=('us-west-2',)))",
             ),
+            "gar": Remediation(
+                cli=(
+                    "keep production images in a multi-region location: `gcloud artifacts repositories create "
+                    "<repository> --location europe --repository-format docker` (or `us` / `asia`) and copy the "
+                    "images (`gcrane cp`)"
+                ),
+            ),
         },
         prod_only=True,
     )

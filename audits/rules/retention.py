@@ -40,6 +40,12 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                 ),
                 component="EcrRepositoryArgs(baseline=Baseline(keep_last=100, expire_untagged_days=7))",
             ),
+            "gar": Remediation(
+                cli=(
+                    "`gcloud artifacts repositories set-cleanup-policies <repository> --location <location> --policy "
+                    "cleanup.json --no-dry-run` (keep the N most recent, delete untagged older than D)"
+                ),
+            ),
         },
     )
 )

@@ -72,6 +72,12 @@ _SEVERITY_ALIASES = {"informational": Severity.INFO, "negligible": Severity.INFO
                 ),
                 component="EcrRegistryArgs(baseline=Baseline(scan_mode='continuous'))",
             ),
+            "gar": Remediation(
+                cli=(
+                    "`gcloud services enable containerscanning.googleapis.com` and `gcloud artifacts repositories "
+                    "update <repository> --location <location> --allow-vulnerability-scanning`"
+                ),
+            ),
         },
     )
 )
@@ -163,6 +169,13 @@ def newest_tag(repo: RepositoryFacts) -> TagFacts | None:
                 cli=(
                     "rebuild on a patched base image and push a new version; list what is affected with `aws ecr "
                     "describe-image-scan-findings --repository-name <repo> --image-id imageTag=<tag>`"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "rebuild on a patched base image and push a new version; list what is affected with `gcloud "
+                    "artifacts docker images describe <location>-docker.pkg.dev/<project>/<repository>/<image>:<tag> "
+                    "--show-package-vulnerability`"
                 ),
             ),
         },

@@ -99,6 +99,13 @@ def _immutable_note(repo: RepositoryFacts) -> str:
                     "<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest>`)"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "sign in CI right after the push, once, with every key (immutable tags refuse a rewritten `.sig` "
+                    "tag): `cosign sign --key <kms-or-file key> "
+                    "<location>-docker.pkg.dev/<project>/<repository>/<image>@sha256:<digest>`"
+                ),
+            ),
         },
         prod_only=True,
     )
@@ -146,6 +153,13 @@ def prod_images_signed(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "add the release public key to `trusted_keys` in regguard.yaml, check with `cosign verify --key "
                     "release.pub <account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest>`, and re-sign "
                     "images signed with an unknown key"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "add the release public key to `trusted_keys` in regguard.yaml, check with `cosign verify --key "
+                    "release.pub <location>-docker.pkg.dev/<project>/<repository>/<image>@sha256:<digest>`, and "
+                    "re-sign with the release key"
                 ),
             ),
         },
@@ -219,6 +233,12 @@ def _judge_verification(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -
                 cli=(
                     "ECR accepts unsigned pushes: sign in CI (cosign, or Notation with AWS Signer) and enforce at "
                     "admission (Kyverno `verifyImages`, Ratify, or Sigstore policy-controller)"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "Artifact Registry accepts unsigned pushes: sign in CI (cosign) and enforce at deploy with Binary "
+                    "Authorization (`gcloud container binauthz policy import policy.yaml`) or an admission policy"
                 ),
             ),
         },

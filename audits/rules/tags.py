@@ -80,6 +80,13 @@ LATEST = "latest"
                     "(`crane digest <registry>/<repo>:1.4.2` resolves it)"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "`gcloud artifacts docker tags delete "
+                    "<location>-docker.pkg.dev/<project>/<repository>/<image>:latest`, and push only versioned tags "
+                    "from CI"
+                ),
+            ),
         },
         prod_only=True,
     )
@@ -146,6 +153,11 @@ def _latest_references(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                 ),
                 component=(
                     "EcrRepositoryArgs(baseline=Baseline(immutable_tags=True, immutable_tag_exclusions=('dev-*',)))"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "`gcloud artifacts repositories update <repository> --location <location> --immutable-tags`"
                 ),
             ),
         },
@@ -226,6 +238,15 @@ def _judge_immutability(facts: FactView, name: str, setting: ImmutabilitySetting
                     "ecr put-image --repository-name <repo> --image-tag 1.4.2 --image-manifest file://m.json`), "
                     "then delete the old tag (`aws ecr batch-delete-image --repository-name <repo> --image-ids "
                     "imageTag=stable`)"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "tag the same manifest with a version (`gcloud artifacts docker tags add "
+                    "<location>-docker.pkg.dev/<project>/<repository>/<image>:stable "
+                    "<location>-docker.pkg.dev/<project>/<repository>/<image>:1.4.2`), then delete the unversioned "
+                    "tag (`gcloud artifacts docker tags delete "
+                    "<location>-docker.pkg.dev/<project>/<repository>/<image>:stable`)"
                 ),
             ),
         },

@@ -85,6 +85,12 @@ def _plain_http_target(facts: FactView, verdict: VerdictFunc, message: str) -> V
                     "listener or make it redirect to HTTPS"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "Artifact Registry's own endpoint (`<location>-docker.pkg.dev`) serves HTTPS only: a plain-HTTP "
+                    "answer comes from something placed in front of it; close it or make it redirect to HTTPS"
+                ),
+            ),
         },
     )
 )
@@ -144,6 +150,12 @@ def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                 cli=(
                     "ECR's endpoint carries an AWS certificate: a failure means the audit reached something else (a "
                     "proxy or a DNS override); check the host the target resolves to and the target's `ca_file`"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "Artifact Registry's endpoint carries a Google certificate: a failure means the audit reached "
+                    "something else (a proxy or a DNS override); check the host the target resolves to"
                 ),
             ),
         },
@@ -228,6 +240,12 @@ def _days_remaining(ctx: RuleContext, tls: TlsFacts) -> float | None:
                 cli=(
                     "AWS renews the certificate of ECR's endpoint; renew the certificate of whatever proxy serves "
                     "your registry name in front of it"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "Google renews the certificate of Artifact Registry's endpoint; renew the certificate of whatever "
+                    "proxy serves your registry name in front of it"
                 ),
             ),
         },
