@@ -280,6 +280,9 @@ class ScanningFacts:
     scanner_installed: bool | None = None
     uncovered_repositories: tuple[str, ...] = ()  # repositories no scanning rule covers
     detail: str = ""
+    # Where per-image results live when the collector does not read them (GAR: Artifact
+    # Analysis); empty when results are read into `TagFacts.scan`.
+    results_elsewhere: str = ""
 
 
 @dataclass(frozen=True)

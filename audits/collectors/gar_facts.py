@@ -59,6 +59,10 @@ PUBLIC_MEMBERS = frozenset({"allUsers", "allAuthenticatedUsers"})
 MULTI_REGIONS = frozenset({"us", "europe", "asia"})
 SERVICE = "artifactregistry.googleapis.com"
 SCANNER = "Artifact Analysis"
+SCAN_RESULTS = (
+    "Artifact Analysis holds them (Container Analysis API); check with `gcloud artifacts docker images describe "
+    "<image>@<digest> --show-package-vulnerability` (needs roles/containeranalysis.occurrences.viewer)"
+)
 
 GAR_FACTS = (
     ENDPOINT, TLS, PLAIN_HTTP, ANONYMOUS_ACCESS, TOKEN_REALM_ORIGIN, REPOSITORIES, TAG_IMMUTABILITY, SCANNING,
@@ -262,6 +266,7 @@ def scanning_facts(records: Sequence[RepositoryRecord]) -> ScanningFacts:
         scanner_installed=None,
         uncovered_repositories=uncovered,
         detail=f"vulnerabilityScanningConfig.enablementState SCANNING_ACTIVE on {active} of {len(states)}",
+        results_elsewhere=SCAN_RESULTS,
     )
 
 

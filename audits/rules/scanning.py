@@ -31,6 +31,7 @@ from audits.rules.registry import (
     RuleMeta,
     errored,
     failed,
+    manual,
     not_applicable,
     passed,
     rule,
@@ -186,7 +187,7 @@ def no_unresolved_vulnerabilities(ctx: RuleContext, facts: FactView) -> Iterator
     """Requires the scanning fact first: a kind without scanning (Distribution)
     then fails as "not supported" in production instead of erroring per
     repository on scan results that can never exist."""
-    facts.require(SCANNING)
+    scanning: ScanningFacts = facts.require(SCANNING)
     threshold = Severity.parse(ctx.thresholds.max_vuln_severity)
 
     def judge(repo: RepositoryFacts) -> Iterator[Verdict]:
@@ -197,6 +198,16 @@ def no_unresolved_vulnerabilities(ctx: RuleContext, facts: FactView) -> Iterator
         tag = newest_tag(repo)
         if tag is None:
             yield errored(repo.name, "push times not observed: cannot tell the newest image", **source)
+            return
+        if tag.scan is None and scanning.results_elsewhere:
+            yield manual(
+                tag_resource(repo, tag),
+                f"scan results are not read by regguard for this kind: {scanning.results_elsewhere}",
+                repository=repo.name,
+                tag=tag.name,
+                digest=tag.digest,
+                **source,
+            )
             return
         yield _judge_scan(repo, tag, threshold, source)
 

@@ -162,3 +162,8 @@ def test_a_key_the_token_endpoint_refuses_makes_every_fact_an_error(
     facts = collect(emulator)
     assert {f.state for f in facts.facts.values()} == {FactState.ERROR}
     assert "cannot get an access token" in (facts.facts[REPOSITORIES].detail or "")
+
+
+def test_scan_results_are_left_to_a_person_naming_where_they_are(emulator: GarEmulator) -> None:
+    newest = findings(collect(emulator), "RG-SCAN-002")["europe/release/api:1.4.2"]
+    assert newest.status is Status.MANUAL and "--show-package-vulnerability" in newest.message
