@@ -147,6 +147,12 @@ class GarTarget(TargetConfig):
         pattern=_BASE_URL_PATTERN,
         description="Artifact Registry API endpoint (Private Service Connect, emulator); Google's by default",
     )
+    docker_url: str | None = Field(
+        None,
+        pattern=_BASE_URL_PATTERN,
+        description="Docker (OCI) endpoint for signatures, for every location; https://<location>-docker.pkg.dev "
+        "by default",
+    )
     resource_manager_url: str | None = Field(
         None,
         pattern=_BASE_URL_PATTERN,

@@ -26,10 +26,10 @@ listed as `<location>/<repository>`.
 
 Signatures: GAR has no OCI referrers API; cosign keeps signatures as
 `sha256-<hex>.sig` tags, which `dockerImages.list` already shows, so finding them
-costs no request. They are reported as found, unverified (verifying one needs the
-signature manifest and payload from the OCI endpoint, which this collector does
-not read yet). Where tags are immutable the `.sig` tag cannot be rewritten, which
-RG-SIGN-001 says in its finding (`RepositoryFacts.signature_tags_immutable`).
+costs no request; with trusted keys they are verified through the Docker
+endpoint's OCI API (`gar_signatures`). Where tags are immutable the `.sig` tag
+cannot be rewritten, which RG-SIGN-001 says in its finding
+(`RepositoryFacts.signature_tags_immutable`).
 
 Failures: a 429 is retried after its `Retry-After` (at most `MAX_RETRY_AFTER_S`,
 `MAX_ATTEMPTS` tries); a listing is cut with an error after `MAX_PAGES` pages or a
@@ -79,6 +79,7 @@ from audits.collectors.gar_facts import (
     scanning_facts,
     static_facts,
 )
+from audits.collectors.gar_signatures import verify_signatures
 from audits.model import (
     ANONYMOUS_ACCESS,
     CREDENTIALS,
@@ -113,6 +114,7 @@ IAM_PERMISSION = "artifactregistry.repositories.getIamPolicy (roles/artifactregi
 PROJECT_POLICY_PERMISSION = "resourcemanager.projects.getIamPolicy (roles/iam.securityReviewer)"
 
 ALL_FACTS = GAR_FACTS
+IMAGES_SOURCE = "artifactregistry:dockerImages.list"
 
 
 # --------------------------------------------------------------------------
@@ -284,19 +286,18 @@ class GarApi:
         documented REST path (same credentials, same counting)."""
         base = (self.target.resource_manager_url or RESOURCE_MANAGER).rstrip("/")
         url = f"{base}/v1/projects/{self.target.project}:getIamPolicy"
-        self.counter.add("cloudresourcemanager.projects.getIamPolicy")
-        try:
+
+        def send() -> Any:
             with AuthorizedSession(self.credentials) as session:  # type: ignore[no-untyped-call]
                 response = session.post(url, json={"options": {"requestedPolicyVersion": 3}}, timeout=self.timeout())
-        except (auth_exceptions.GoogleAuthError, requests.RequestException) as exc:
-            return Outcome(error=f"{type(exc).__name__}: {str(exc)[:300]}")
-        if response.status_code != 200:
-            return Outcome(error=f"HTTP {response.status_code} from {url}", status=response.status_code)
-        try:
-            body = response.json()
-        except ValueError:
-            return Outcome(error=f"{url} answered with a body that is not JSON")
-        return Outcome(value=body) if isinstance(body, dict) else Outcome(error=f"{url} answered with no policy")
+            if response.status_code != 200:
+                raise api_exceptions.from_http_response(response)  # type: ignore[no-untyped-call]
+            return response.json()
+
+        policy = self.call("cloudresourcemanager.projects.getIamPolicy", send)  # a non-JSON body: RequestException
+        if policy.value is None or isinstance(policy.value, dict):
+            return policy
+        return Outcome(error=f"{url} answered with no policy")
 
 
 def _message(exc: api_exceptions.GoogleAPICallError) -> str:
@@ -370,7 +371,7 @@ class _Collection:
         )
         source = "artifactregistry:repositories.list"
         return {
-            REPOSITORIES: Fact.ok(repository_facts(records, self.target), source="artifactregistry:dockerImages.list"),
+            REPOSITORIES: Fact.ok(self._verified(repository_facts(records, self.target)), source=IMAGES_SOURCE),
             TAG_IMMUTABILITY: Fact.ok(immutability_facts(records), source=source),
             RETENTION: Fact.ok(retention_facts(records), source=source),
             ENCRYPTION: Fact.ok(encryption_facts(records), source=source),
@@ -379,6 +380,10 @@ class _Collection:
             CREDENTIALS: Fact.ok(credential_facts(records), source=source),
             ANONYMOUS_ACCESS: anonymous,
         }
+
+    def _verified(self, repositories: tuple[Any, ...]) -> tuple[Any, ...]:
+        token = getattr(self.api.credentials, "token", None)
+        return verify_signatures(repositories, self.target, self.options, self.api.counter, token)
 
     def _record(self, repository: Any) -> RepositoryRecord:
         """The two calls of one repository, normalized."""

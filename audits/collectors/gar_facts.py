@@ -179,7 +179,7 @@ def _tags(images: Iterable[tuple[str, Mapping[str, Any]]]) -> tuple[TagFacts, ..
     tags: list[TagFacts] = []
     for digest, image in images:
         signatures = tuple(
-            SignatureFacts("cosign", "tag", t, None, None, "signature found by tag; not verified by the GAR collector")
+            SignatureFacts("cosign", "tag", t, None, None, "no trusted key configured")
             for t in signed.get(digest, ())
         )
         for tag in image.get("tags", ()):

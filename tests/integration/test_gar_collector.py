@@ -34,7 +34,11 @@ from audits.model import (
 from audits.rules.registry import RuleContext, catalog
 from audits.targets import GarTarget
 from sandbox.gar_emulator import GarEmulator
-from sandbox.gar_estate import PROJECT, seed_gar_project
+from sandbox.gar_estate import PROJECT, push_demo_images, seed_gar_project
+from sandbox.pusher import OciPusher
+from sandbox.registry import RegistrySpec
+from sandbox.signing import KeyPair, generate_key_pair
+from tests.integration.conftest import RegistryFactory
 
 pytestmark = pytest.mark.integration
 
@@ -58,8 +62,8 @@ def collect(emu: GarEmulator, **extra: Any) -> TargetFacts:
     return gar.collect(target(emu, **extra), CollectOptions(concurrency=4, timeout=5))
 
 
-def findings(facts: TargetFacts, rule_id: str, environment: str = "prod") -> dict[str, Any]:
-    ctx = RuleContext(environment=environment, frameworks=("soc2",), target_name="gcp")
+def findings(facts: TargetFacts, rule_id: str, trusted_keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    ctx = RuleContext(environment="prod", frameworks=("soc2",), target_name="gcp", trusted_keys=trusted_keys)
     return {f.resource: f for f in judge(facts, ctx, {rule_id: catalog()[rule_id]})}
 
 
@@ -158,7 +162,8 @@ def test_a_key_the_token_endpoint_refuses_makes_every_fact_an_error(
     emulator: GarEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = GarEmulator(PROJECT, tmp_path / "other")  # a different key, never started
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(other.write_key_file(tmp_path / "k.json", emulator.token_uri)))
+    foreign_key = other.write_key_file(tmp_path / "k.json", emulator.token_uri)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(foreign_key))
     facts = collect(emulator)
     assert {f.state for f in facts.facts.values()} == {FactState.ERROR}
     assert "cannot get an access token" in (facts.facts[REPOSITORIES].detail or "")
@@ -167,3 +172,37 @@ def test_a_key_the_token_endpoint_refuses_makes_every_fact_an_error(
 def test_scan_results_are_left_to_a_person_naming_where_they_are(emulator: GarEmulator) -> None:
     newest = findings(collect(emulator), "RG-SCAN-002")["europe/release/api:1.4.2"]
     assert newest.status is Status.MANUAL and "--show-package-vulnerability" in newest.message
+
+
+@pytest.fixture
+def signed_project(
+    emulator: GarEmulator, registry_factory: RegistryFactory, tmp_path: Path
+) -> tuple[GarEmulator, str, KeyPair]:
+    """The OCI side is a real docker-registry holding the images and the cosign
+    signature the emulator lists (same digests)."""
+    registry = registry_factory(RegistrySpec("gar-docker", tls=False))
+    keys = generate_key_pair(tmp_path / "keys", "release")
+    plan = push_demo_images(OciPusher.for_registry(registry), PROJECT, keys.private_key)
+    emulator.repositories.clear()
+    seed_gar_project(emulator, plan)
+    return emulator, registry.url, keys
+
+
+def test_signatures_are_verified_through_the_oci_api(signed_project: tuple[GarEmulator, str, KeyPair]) -> None:
+    emu, docker_url, keys = signed_project
+    options = CollectOptions(concurrency=4, timeout=5, trusted_keys=(str(keys.public_key),))
+    facts = gar.collect(target(emu, docker_url=docker_url), options)
+    verified = findings(facts, "RG-SIGN-002", options.trusted_keys)["europe/release/api:1.4.2"]
+    assert verified.status is Status.PASS, verified.message
+    assert findings(facts, "RG-SIGN-001")["us-central1/scratch/tool:0.9"].status is Status.FAIL
+
+
+def test_a_signature_by_an_untrusted_key_fails(
+    signed_project: tuple[GarEmulator, str, KeyPair], tmp_path: Path
+) -> None:
+    emu, docker_url, _ = signed_project
+    stranger = generate_key_pair(tmp_path / "other", "stranger")
+    options = CollectOptions(concurrency=4, timeout=5, trusted_keys=(str(stranger.public_key),))
+    facts = gar.collect(target(emu, docker_url=docker_url), options)
+    refused = findings(facts, "RG-SIGN-002", options.trusted_keys)["europe/release/api:1.4.2"]
+    assert refused.status is Status.FAIL and "no trusted key verifies" in refused.message
