@@ -87,6 +87,7 @@ _TABLE: dict[str, Kind] = {
             GarTarget,
             "audits.collectors.gar",
             registry=True,
+            provisioner="components.artifact_registry",
             sandbox="sandbox.gar_estate:start_gar_estate",
         ),
         Kind(

@@ -82,6 +82,10 @@ def _answers_anonymously(status: int | None) -> bool:
                     "--location <location> --member allUsers --role roles/artifactregistry.reader` (and the same for "
                     "`allAuthenticatedUsers`); grant named groups instead"
                 ),
+                component=(
+                    "ArtifactRegistryRepositoryArgs(readers=('group:<team>@<domain>',), "
+                    "baseline=Baseline(public=False))"
+                ),
             ),
         },
     )

@@ -165,6 +165,10 @@ def _judge_expiry(ctx: RuleContext, facts: FactView, cred: CredentialFacts) -> V
                     "the remote repository at the new version (`gcloud artifacts repositories update <repository> "
                     "--location <location> --remote-password-secret-version=<version>`)"
                 ),
+                component=(
+                    "ArtifactRegistryRepositoryArgs(remote=RemoteUpstream(username='<user>', "
+                    "password_secret_version='projects/<project>/secrets/<secret>/versions/<new>'))"
+                ),
             ),
         },
     )

@@ -60,6 +60,9 @@ def requires_customer_key(ctx: RuleContext) -> bool:
                     "projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>`, then copy the images "
                     "(`gcrane cp`) and delete the old repository"
                 ),
+                component=(
+                    "ArtifactRegistryRepositoryArgs(create_kms_key=True, project_number='<project number>')"
+                ),
             ),
         },
     )

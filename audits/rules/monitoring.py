@@ -60,6 +60,7 @@ BASELINE_DAYS = 14
                     "DATA_WRITE}]}` to the project policy (`gcloud projects get-iam-policy <project> > p.yaml`, edit, "
                     "`gcloud projects set-iam-policy <project> p.yaml`)"
                 ),
+                component="ArtifactRegistryProjectArgs(data_access_logs=True)",
             ),
         },
     )

@@ -52,6 +52,7 @@ from audits.rules.registry import (
                     "<repository> --location europe --repository-format docker` (or `us` / `asia`) and copy the "
                     "images (`gcrane cp`)"
                 ),
+                component="ArtifactRegistryRepositoryArgs(location='europe')",
             ),
         },
         prod_only=True,

@@ -45,6 +45,10 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                     "`gcloud artifacts repositories set-cleanup-policies <repository> --location <location> --policy "
                     "cleanup.json --no-dry-run` (keep the N most recent, delete untagged older than D)"
                 ),
+                component=(
+                    "ArtifactRegistryRepositoryArgs(baseline=Baseline(keep_last=100, expire_untagged_days=7), "
+                    "cleanup_dry_run=False)"
+                ),
             ),
         },
     )

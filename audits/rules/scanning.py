@@ -78,6 +78,7 @@ _SEVERITY_ALIASES = {"informational": Severity.INFO, "negligible": Severity.INFO
                     "`gcloud services enable containerscanning.googleapis.com` and `gcloud artifacts repositories "
                     "update <repository> --location <location> --allow-vulnerability-scanning`"
                 ),
+                component="ArtifactRegistryRepositoryArgs(baseline=Baseline(scan_mode='continuous'))",
             ),
         },
     )

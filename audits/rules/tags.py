@@ -159,6 +159,7 @@ def _latest_references(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                 cli=(
                     "`gcloud artifacts repositories update <repository> --location <location> --immutable-tags`"
                 ),
+                component="ArtifactRegistryRepositoryArgs(baseline=Baseline(immutable_tags=True))",
             ),
         },
     )

@@ -67,11 +67,12 @@ def test_a_gar_fix_names_no_other_provider(rule_id: str) -> None:
 
 def _component_namespace() -> dict[str, type]:
     """Every class a remediation may name: the shipped components' Args and the Baseline."""
+    import components.artifact_registry
     import components.baseline
     import components.ecr
 
     found: dict[str, type] = {}
-    for module in (components.ecr, components.baseline):
+    for module in (components.ecr, components.artifact_registry, components.baseline):
         found.update({n: c for n, c in vars(module).items() if isinstance(c, type) and dataclasses.is_dataclass(c)})
     return found
 
