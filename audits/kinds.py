@@ -88,6 +88,7 @@ _TABLE: dict[str, Kind] = {
             "audits.collectors.gar",
             registry=True,
             provisioner="components.artifact_registry",
+            declarer="policy.declared_gar",
             sandbox="sandbox.gar_estate:start_gar_estate",
         ),
         Kind(

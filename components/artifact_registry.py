@@ -174,7 +174,7 @@ class ArtifactRegistryRepository(pulumi.ComponentResource):
             repository_id=args.gar_id,
             format="DOCKER",
             mode="REMOTE_REPOSITORY" if args.remote else "STANDARD_REPOSITORY",
-            docker_config=None if args.remote else {"immutable_tags": args.baseline.immutable_tags},
+            docker_config={"immutable_tags": args.baseline.immutable_tags},
             cleanup_policies=cleanup_policies(args.baseline),
             cleanup_policy_dry_run=args.cleanup_dry_run,
             kms_key_name=kms_key_name,

@@ -369,9 +369,9 @@ class _Collection:
             if forbidden
             else Fact.managed("Google-managed endpoint; public access is judged per repository from its IAM policy")
         )
-        source = "artifactregistry:repositories.list"
+        source, public = "artifactregistry:repositories.list", self.target.public_repositories
         return {
-            REPOSITORIES: Fact.ok(self._verified(repository_facts(records, self.target)), source=IMAGES_SOURCE),
+            REPOSITORIES: Fact.ok(self._verified(repository_facts(records, public)), source=IMAGES_SOURCE),
             TAG_IMMUTABILITY: Fact.ok(immutability_facts(records), source=source),
             RETENTION: Fact.ok(retention_facts(records), source=source),
             ENCRYPTION: Fact.ok(encryption_facts(records), source=source),

@@ -48,7 +48,6 @@ from audits.model import (
     TagFacts,
     TagImmutabilityFacts,
 )
-from audits.targets import GarTarget
 from audits.vocabulary import cosign_artifact, is_artifact_tag
 
 LEGACY_REDIRECTION = "legacy_redirection"
@@ -125,20 +124,23 @@ def image_path(uri: str, repository: str) -> tuple[str, str] | None:
     return f"{location}/{repo_id}/{'/'.join(parts[3:])}", digest
 
 
-def repository_facts(records: Sequence[RepositoryRecord], target: GarTarget) -> tuple[RepositoryFacts, ...]:
+def repository_facts(
+    records: Sequence[RepositoryRecord], public_repositories: Sequence[str] = ()
+) -> tuple[RepositoryFacts, ...]:
+    """`public_repositories`: fnmatch patterns of repositories meant to be public."""
     out: list[RepositoryFacts] = []
     for record in records:
-        out.extend(_image_repositories(record, target))
+        out.extend(_image_repositories(record, public_repositories))
     return tuple(out)
 
 
-def _image_repositories(record: RepositoryRecord, target: GarTarget) -> list[RepositoryFacts]:
+def _image_repositories(record: RepositoryRecord, public_repositories: Sequence[str]) -> list[RepositoryFacts]:
     anonymous = None if record.members is None else bool(PUBLIC_MEMBERS & set(record.members))
     immutable = bool(record.repository.get("immutable_tags"))
     source = f"artifactregistry:{record.repository.get('resource', record.name)}"
 
     def declared(name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, p) for p in target.public_repositories)
+        return any(fnmatch.fnmatchcase(name, p) for p in public_repositories)
 
     failures = [f"{call}: {e}" for call, e in (("dockerImages.list", record.images.error),
                                                 ("getIamPolicy", record.iam_error)) if e]

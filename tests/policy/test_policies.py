@@ -19,7 +19,7 @@ from policy.declared_ecr import (
     DeclaredResource,
     declare,
 )
-from policy.policies import UNMANAGED_POLICY, build_policies
+from policy.policies import UNMANAGED_POLICY, build_policies, declared_state_rules, declarers
 from tests.policy.conftest import ENVS, STACKS, Violation, replace_resources, validate_all, with_inputs
 from tests.pulumi.mocks import ProgramRun, RegisteredResource, run_program, stack_config
 
@@ -84,7 +84,8 @@ def test_two_policies_per_declared_rule_named_after_it() -> None:
     policies = build_policies()
     rules = catalog()
     by_name = {p.name: p for p in policies}
-    assert len(by_name) == len(policies) == 2 * len(DECLARED_STATE_RULES) + 1
+    unmanaged = len(declarers())  # one "unmanaged resources" policy per kind with a declarer
+    assert len(by_name) == len(policies) == 2 * len(declared_state_rules()) + unmanaged
     for rule_id in DECLARED_STATE_RULES:
         mandatory, advisory = by_name[rule_id.lower()], by_name[f"{rule_id.lower()}-advisory"]
         assert mandatory.enforcement_level is EnforcementLevel.MANDATORY
