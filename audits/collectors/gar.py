@@ -73,10 +73,12 @@ from audits.collectors.gar_facts import (
     encryption_facts,
     immutability_facts,
     logging_facts,
+    refused_record,
     replication_facts,
     repository_facts,
     retention_facts,
     scanning_facts,
+    short_name,
     static_facts,
 )
 from audits.collectors.gar_signatures import verify_signatures
@@ -218,6 +220,8 @@ class GarApi:
                 return Outcome(error=f"HTTP {status}: {_message(exc)}", status=status)
             except (auth_exceptions.GoogleAuthError, requests.RequestException) as exc:
                 return Outcome(error=f"{type(exc).__name__}: {str(exc)[:300]}")
+            except ValueError as exc:  # the SDK refuses to build the request (a name of the wrong shape)
+                return Outcome(error=f"request not sent: {str(exc)[:300]}")
         raise AssertionError("unreachable")
 
     def pages(self, name: str, first: Callable[[str], Any], entries: Callable[[Any], Iterable[T]]) -> Outcome[list[T]]:
@@ -356,10 +360,12 @@ class _Collection:
         return Outcome(value=out)
 
     def _repository_facts(self, pool: ThreadPoolExecutor, repositories: Sequence[Any]) -> dict[str, Fact[Any]]:
-        docker = [r for r in repositories if r.format_ == ar.Repository.Format.DOCKER and self._selected(r)]
-        chosen = self.options.cap_repositories(docker, name=_short_name)
+        docker = [r for r in repositories if r.format_ == ar.Repository.Format.DOCKER]
+        refused = [refused_record(str(r.name)) for r in docker if short_name(str(r.name)) is None]
+        valid = [r for r in docker if short_name(str(r.name)) is not None and self._selected(r)]
+        chosen = self.options.cap_repositories(valid, name=_short_name)
         self.options.report("gar repositories", 0, len(chosen))
-        records: list[RepositoryRecord] = []
+        records: list[RepositoryRecord] = list(refused)
         for done, record in enumerate(pool.map(self._record, chosen), 1):
             records.append(record)
             self.options.report("gar repositories", done, len(chosen))
@@ -424,9 +430,8 @@ _REPOSITORY_FACTS = (
 
 
 def _short_name(repository: Any) -> str:
-    """`projects/p/locations/l/repositories/r` -> `l/r`."""
-    parts = str(repository.name).split("/")
-    return f"{parts[3]}/{parts[5]}" if len(parts) >= 6 else str(repository.name)
+    """`projects/p/locations/l/repositories/r` -> `l/r` (names of other shapes were refused before)."""
+    return short_name(str(repository.name)) or str(repository.name)
 
 
 def _repository_settings(repository: Any) -> Mapping[str, Any]:

@@ -10,6 +10,7 @@ a normalized fact with the raw value kept in `detail`; the rules decide.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,6 +70,13 @@ GAR_FACTS = (
     PULL_COUNTS, LEGACY_REDIRECTION,
 )  # fmt: skip
 
+# `projects/<project>/locations/<location>/repositories/<id>` as the API documents them
+# (ids of gcr.io-domain repositories contain dots). Anything else is never requested.
+_RESOURCE_NAME = re.compile(
+    r"projects/[a-z0-9.:-]{1,100}/locations/([a-z0-9-]{1,63})/repositories/([a-z0-9][a-z0-9._-]{0,62})"
+)
+LOCATION = re.compile(r"[a-z0-9-]{1,63}")
+
 _MANAGED_ENDPOINT = "Google-managed HTTPS endpoint (<location>-docker.pkg.dev); not probed"
 
 
@@ -112,6 +120,19 @@ def static_facts() -> dict[str, Fact[Any]]:
 
 
 # ---- repositories and images ---------------------------------------------------------
+
+
+def short_name(resource_name: str) -> str | None:
+    """`projects/p/locations/l/repositories/r` -> `l/r`; None for a name of any other shape."""
+    match = _RESOURCE_NAME.fullmatch(resource_name)
+    return f"{match[1]}/{match[2]}" if match else None
+
+
+def refused_record(resource_name: str) -> RepositoryRecord:
+    """A listed repository whose name is not one the API documents: reported, never requested."""
+    shown = resource_name[:255]
+    error = "the API listed a repository name that is not projects/<p>/locations/<l>/repositories/<id>; not requested"
+    return RepositoryRecord({"name": shown, "resource": shown}, ImageListing(None, error), members=None)
 
 
 def image_path(uri: str, repository: str) -> tuple[str, str] | None:

@@ -22,7 +22,16 @@ from typing import Any
 
 from audits.collectors import cosign
 from audits.collectors.base import CollectOptions, RequestCounter
-from audits.collectors.oci import Credentials, OciClient, OciError, Redactor, counted_pool, valid_digest
+from audits.collectors.gar_facts import LOCATION
+from audits.collectors.oci import (
+    Credentials,
+    OciClient,
+    OciError,
+    Redactor,
+    counted_pool,
+    valid_digest,
+    valid_repository,
+)
 from audits.model import RepositoryFacts, SignatureFacts, TagFacts
 from audits.targets import GarTarget
 
@@ -95,8 +104,11 @@ class _Verifier:
         self, name: str, digest: str, found: tuple[SignatureFacts, ...]
     ) -> tuple[SignatureFacts, ...]:
         location, _, path = name.partition("/")
-        client = self._client(location)
         oci_repository = f"{self.target.project}/{path}"
+        if not (LOCATION.fullmatch(location) and valid_repository(oci_repository) and valid_digest(digest)):
+            error = f"{name!r}@{digest[:80]!r} is not a GAR image path and digest; signature not requested"
+            return tuple(replace(s, verified=None, verified_by=None, verify_error=error) for s in found)
+        client = self._client(location)
         reference = f"{docker_host(location)}/{oci_repository}"
         out: list[SignatureFacts] = []
         for signature in found:
