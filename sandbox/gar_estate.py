@@ -38,6 +38,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,6 +177,15 @@ def seed_gar_project(emu: GarEmulator, images: ImagePlan | None = None) -> None:
             },
         )
     )
+
+
+@contextmanager
+def seeded_emulator(workdir: Path, images: ImagePlan | None = None) -> Iterator[tuple[GarEmulator, Path]]:
+    """An in-process emulator of the demo project and the auditor's key file
+    (for GOOGLE_APPLICATION_CREDENTIALS); stopped on the way out."""
+    with GarEmulator(PROJECT, workdir) as emu:
+        seed_gar_project(emu, images)
+        yield emu, emu.write_key_file()
 
 
 def _image(package: str, digest: str, tags: list[str], uploaded: str, media_type: str = MANIFEST) -> dict[str, Any]:

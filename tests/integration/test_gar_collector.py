@@ -34,7 +34,7 @@ from audits.model import (
 from audits.rules.registry import RuleContext, catalog
 from audits.targets import GarTarget
 from sandbox.gar_emulator import GarEmulator
-from sandbox.gar_estate import PROJECT, push_demo_images, seed_gar_project
+from sandbox.gar_estate import PROJECT, push_demo_images, seed_gar_project, seeded_emulator
 from sandbox.pusher import OciPusher
 from sandbox.registry import RegistrySpec
 from sandbox.signing import KeyPair, generate_key_pair
@@ -45,9 +45,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GarEmulator]:
-    with GarEmulator(PROJECT, tmp_path) as emu:
-        seed_gar_project(emu)
-        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(emu.write_key_file()))
+    with seeded_emulator(tmp_path) as (emu, key_file):
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
         yield emu
         assert emu.violations == [], "the collector or the emulator left the documented contract"
 

@@ -16,7 +16,7 @@ from audits.collectors.gar_signatures import verify_signatures
 from audits.model import REPOSITORIES, RepositoryFacts, SignatureFacts, TagFacts
 from audits.targets import GarTarget
 from sandbox.gar_emulator import EmulatedRepository, GarEmulator
-from sandbox.gar_estate import PROJECT, compliant_settings, seed_gar_project
+from sandbox.gar_estate import PROJECT, compliant_settings, seeded_emulator
 from sandbox.signing import generate_key_pair
 
 DIGEST = "sha256:" + "a" * 64
@@ -25,9 +25,8 @@ SIG_TAG = "sha256-" + "a" * 64 + ".sig"
 
 @pytest.fixture
 def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GarEmulator]:
-    with GarEmulator(PROJECT, tmp_path) as emu:
-        seed_gar_project(emu)
-        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(emu.write_key_file()))
+    with seeded_emulator(tmp_path) as (emu, key_file):
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
         yield emu
 
 
