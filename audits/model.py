@@ -246,6 +246,9 @@ class RepositoryFacts:
     declared_public: bool = False  # the config says this repository is meant to be public
     error: str | None = None  # repository-level collection error
     source: str = ""
+    # Immutable tags: a cosign `.sig` tag, once written, cannot be rewritten to add
+    # another signature (GAR keeps cosign signatures as tags; it has no referrers API).
+    signature_tags_immutable: bool = False
 
 
 # --------------------------------------------------------------------------
@@ -277,6 +280,9 @@ class ScanningFacts:
     scanner_installed: bool | None = None
     uncovered_repositories: tuple[str, ...] = ()  # repositories no scanning rule covers
     detail: str = ""
+    # Where per-image results live when the collector does not read them (GAR: Artifact
+    # Analysis); empty when results are read into `TagFacts.scan`.
+    results_elsewhere: str = ""
 
 
 @dataclass(frozen=True)
@@ -288,6 +294,7 @@ class RetentionFacts:
     by_repository: Mapping[str, str]  # repo -> policy summary
     uncovered_repositories: tuple[str, ...] = ()
     dry_run: bool = False
+    dry_run_repositories: tuple[str, ...] = ()  # per-repository dry run (GAR cleanupPolicyDryRun)
 
 
 @dataclass(frozen=True)

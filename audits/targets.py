@@ -167,3 +167,38 @@ class HarborTarget(TargetConfig, OciAuth):
 
     path_fields: ClassVar[frozenset[str]] = frozenset({"ca_file"})
     secret_hint: ClassVar[str] = DistributionTarget.secret_hint
+
+
+class GarTarget(TargetConfig):
+    """One Google Cloud project's Artifact Registry (and its gcr.io redirection)."""
+
+    project: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", description="a Google Cloud project id like acme-prod"
+    )
+    locations: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+$")]] = Field(
+        default_factory=lambda: ["all"],
+        min_length=1,
+        description="locations to audit (us-central1, europe, ...); `all` lists the project's locations",
+    )
+    endpoint_url: str | None = Field(
+        None,
+        pattern=_BASE_URL_PATTERN,
+        description="Artifact Registry API endpoint (Private Service Connect, emulator); Google's by default",
+    )
+    docker_url: str | None = Field(
+        None,
+        pattern=_BASE_URL_PATTERN,
+        description="Docker (OCI) endpoint for signatures, for every location; https://<location>-docker.pkg.dev "
+        "by default",
+    )
+    resource_manager_url: str | None = Field(
+        None,
+        pattern=_BASE_URL_PATTERN,
+        description="Cloud Resource Manager endpoint for the Data Access audit log config; Google's by default",
+    )
+    timeout: float = Field(10.0, gt=0, description="seconds per request (the target's total is `deadline`)")
+
+    secret_hint: ClassVar[str] = (
+        "GAR credentials come from Application Default Credentials: set GOOGLE_APPLICATION_CREDENTIALS to a "
+        "service-account key file, or run `gcloud auth application-default login`"
+    )

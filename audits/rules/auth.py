@@ -86,6 +86,17 @@ def _answers_anonymously(status: int | None) -> bool:
                     "repositories in `public_repositories` if they are meant to be public"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "remove the public members: `gcloud artifacts repositories remove-iam-policy-binding <repository> "
+                    "--location <location> --member allUsers --role roles/artifactregistry.reader` (and the same for "
+                    "`allAuthenticatedUsers`); grant named groups instead"
+                ),
+                component=(
+                    "ArtifactRegistryRepositoryArgs(readers=('group:<team>@<domain>',), "
+                    "baseline=Baseline(public=False))"
+                ),
+            ),
         },
     )
 )
@@ -205,6 +216,12 @@ def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool)
                     "it only redirect to HTTPS) so no client sends its password in clear"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "Artifact Registry serves only HTTPS (`<location>-docker.pkg.dev`): a plain-HTTP answer came from "
+                    "a proxy in front of it; close it or make it redirect to HTTPS"
+                ),
+            ),
         },
     )
 )
@@ -285,6 +302,13 @@ def _token_realm(facts: FactView) -> TokenRealmFacts | None:
                     "`auth_mode` to `oidc_auth` or `ldap_auth` and turn `self_registration` off (`PUT "
                     "https://<harbor>/api/v2.0/configurations`); set `db_auth_declared: true` on the target only "
                     "where local accounts are intended"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "Artifact Registry has no admin user; keep it that way by granting "
+                    "`roles/artifactregistry.writer` to the CI service account (Workload Identity Federation) rather "
+                    "than sharing one key"
                 ),
             ),
         },

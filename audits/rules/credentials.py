@@ -86,6 +86,13 @@ def _credential_evidence(facts: FactView, cred: CredentialFacts, **extra: object
                     "https://<harbor>/api/v2.0/configurations`)"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "push from CI with Workload Identity Federation (`gcloud iam workload-identity-pools "
+                    "create-cred-config ...`) or `gcloud auth print-access-token` (one hour), and delete "
+                    "service-account keys: `gcloud iam service-accounts keys delete <key-id> --iam-account <sa>`"
+                ),
+            ),
         },
     )
 )
@@ -163,6 +170,17 @@ def _judge_expiry(ctx: RuleContext, facts: FactView, cred: CredentialFacts) -> V
                 cli=(
                     "refresh the robot's secret (`PATCH https://<harbor>/api/v2.0/robots/<id>` with `{\"secret\": "
                     "\"<new>\"}`, or recreate the robot) and update the jobs that use it"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "rotate the upstream credential: `gcloud secrets versions add <secret> --data-file=-`, then point "
+                    "the remote repository at the new version (`gcloud artifacts repositories update <repository> "
+                    "--location <location> --remote-password-secret-version=<version>`)"
+                ),
+                component=(
+                    "ArtifactRegistryRepositoryArgs(remote=RemoteUpstream(username='<user>', "
+                    "password_secret_version='projects/<project>/secrets/<secret>/versions/<new>'))"
                 ),
             ),
         },

@@ -60,6 +60,17 @@ def requires_customer_key(ctx: RuleContext) -> bool:
                     "harbor.yml `storage_service` with an object-storage backend encrypting by your KMS key"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "CMEK is set at creation only: `gcloud artifacts repositories create <repository> --location "
+                    "<location> --repository-format docker --kms-key "
+                    "projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>`, then copy the images "
+                    "(`gcrane cp`) and delete the old repository"
+                ),
+                component=(
+                    "ArtifactRegistryRepositoryArgs(create_kms_key=True, project_number='<project number>')"
+                ),
+            ),
         },
     )
 )

@@ -60,6 +60,12 @@ from audits.rules.registry import (
                     "docker --dest docker <old>/<repo> <new>/<repo>`)"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "`regguard recommend --use-case <id>` lists the kinds that fit; plan the move (`skopeo sync --src "
+                    "docker --dest docker <old>/<repo> <new>/<repo>`)"
+                ),
+            ),
         },
     )
 )

@@ -60,6 +60,15 @@ BASELINE_DAYS = 14
                     "`{\"audit_log_forward_endpoint\": \"<syslog host>:<port>\"}`"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "turn on Data Access audit logs for Artifact Registry: add `{service: "
+                    "artifactregistry.googleapis.com, auditLogConfigs: [{logType: DATA_READ}, {logType: "
+                    "DATA_WRITE}]}` to the project policy (`gcloud projects get-iam-policy <project> > p.yaml`, edit, "
+                    "`gcloud projects set-iam-policy <project> p.yaml`)"
+                ),
+                component="ArtifactRegistryProjectArgs(data_access_logs=True)",
+            ),
         },
     )
 )
@@ -111,6 +120,14 @@ def access_logged(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "find who pulled: `GET "
                     "https://<harbor>/api/v2.0/audit-logs?q=operation=pull,resource=~<project>/<repo>`; rotate the "
                     "robot or user credentials involved if the pulls are not yours"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "find who pulled: `gcloud logging read "
+                    '\'protoPayload.serviceName="artifactregistry.googleapis.com" AND '
+                    'protoPayload.methodName="Docker-GetManifest"\' --project <project>`; rotate the credentials '
+                    "involved"
                 ),
             ),
         },

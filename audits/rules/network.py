@@ -47,6 +47,13 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                     "configured CIDRs (never 0.0.0.0/0 in production)"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "put the project in a VPC Service Controls perimeter that restricts "
+                    "`artifactregistry.googleapis.com` (`gcloud access-context-manager perimeters create ... "
+                    "--restricted-services=artifactregistry.googleapis.com`) and pull through Private Google Access"
+                ),
+            ),
         },
     )
 )

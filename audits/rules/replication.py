@@ -53,6 +53,14 @@ from audits.rules.registry import (
                     "`dest_registry` and `\"trigger\": {\"type\": \"event_based\"}`)"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "keep production images in a multi-region location: `gcloud artifacts repositories create "
+                    "<repository> --location europe --repository-format docker` (or `us` / `asia`) and copy the "
+                    "images (`gcrane cp`)"
+                ),
+                component="ArtifactRegistryRepositoryArgs(location='europe')",
+            ),
         },
         prod_only=True,
     )

@@ -48,6 +48,16 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                     "`trigger.settings.cron`"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "`gcloud artifacts repositories set-cleanup-policies <repository> --location <location> --policy "
+                    "cleanup.json --no-dry-run` (keep the N most recent, delete untagged older than D)"
+                ),
+                component=(
+                    "ArtifactRegistryRepositoryArgs(baseline=Baseline(keep_last=100, expire_untagged_days=7), "
+                    "cleanup_dry_run=False)"
+                ),
+            ),
         },
     )
 )
@@ -73,7 +83,7 @@ def retention_policy_set(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]
         ev = evidence(facts, RETENTION, repository=name, policy=policy, dry_run=retention.dry_run)
         if policy is None:
             yield failed(name, "no retention policy for this repository", **ev)
-        elif dry_run:
-            yield failed(name, dry_run, **ev)
+        elif dry_run or name in retention.dry_run_repositories:
+            yield failed(name, dry_run or "cleanup policies run in dry-run mode and delete nothing", **ev)
         else:
             yield passed(name, f"retention policy: {policy}", **ev)

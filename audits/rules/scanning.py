@@ -31,6 +31,7 @@ from audits.rules.registry import (
     RuleMeta,
     errored,
     failed,
+    manual,
     not_applicable,
     passed,
     rule,
@@ -78,6 +79,13 @@ _SEVERITY_ALIASES = {"informational": Severity.INFO, "negligible": Severity.INFO
                     "{\"auto_scan\": \"true\"}}`) and make a healthy scanner such as Trivy the default (`PATCH "
                     "https://<harbor>/api/v2.0/scanners/<id>` with `{\"is_default\": true}`)"
                 ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "`gcloud services enable containerscanning.googleapis.com` and `gcloud artifacts repositories "
+                    "update <repository> --location <location> --allow-vulnerability-scanning`"
+                ),
+                component="ArtifactRegistryRepositoryArgs(baseline=Baseline(scan_mode='continuous'))",
             ),
         },
     )
@@ -178,6 +186,13 @@ def newest_tag(repo: RepositoryFacts) -> TagFacts | None:
                     "https://<harbor>/api/v2.0/projects/<project>/repositories/<repo>/artifacts/<tag>/additions/vulnerabilities`"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "rebuild on a patched base image and push a new version; list what is affected with `gcloud "
+                    "artifacts docker images describe <location>-docker.pkg.dev/<project>/<repository>/<image>:<tag> "
+                    "--show-package-vulnerability`"
+                ),
+            ),
         },
         prod_only=True,
     )
@@ -186,7 +201,7 @@ def no_unresolved_vulnerabilities(ctx: RuleContext, facts: FactView) -> Iterator
     """Requires the scanning fact first: a kind without scanning (Distribution)
     then fails as "not supported" in production instead of erroring per
     repository on scan results that can never exist."""
-    facts.require(SCANNING)
+    scanning: ScanningFacts = facts.require(SCANNING)
     threshold = Severity.parse(ctx.thresholds.max_vuln_severity)
 
     def judge(repo: RepositoryFacts) -> Iterator[Verdict]:
@@ -197,6 +212,16 @@ def no_unresolved_vulnerabilities(ctx: RuleContext, facts: FactView) -> Iterator
         tag = newest_tag(repo)
         if tag is None:
             yield errored(repo.name, "push times not observed: cannot tell the newest image", **source)
+            return
+        if tag.scan is None and scanning.results_elsewhere:
+            yield manual(
+                tag_resource(repo, tag),
+                f"scan results are not read by regguard for this kind: {scanning.results_elsewhere}",
+                repository=repo.name,
+                tag=tag.name,
+                digest=tag.digest,
+                **source,
+            )
             return
         yield _judge_scan(repo, tag, threshold, source)
 

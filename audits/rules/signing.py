@@ -59,6 +59,17 @@ def _tag_evidence(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -> dict
     )
 
 
+def _immutable_note(repo: RepositoryFacts) -> str:
+    """Where signatures are tags (no referrers API) and tags are immutable, the
+    first `.sig` tag is final: re-signing or a second signer is refused."""
+    if not repo.signature_tags_immutable:
+        return ""
+    return (
+        "; note: tags are immutable here, so cosign's `sha256-<hex>.sig` tag cannot be rewritten once pushed "
+        "(re-signing or adding a second signature fails): sign once, with every key, right after the push"
+    )
+
+
 @rule(
     RuleMeta(
         id="RG-SIGN-001",
@@ -94,6 +105,13 @@ def _tag_evidence(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -> dict
                     "Harbor lists the signature as the artifact's accessory"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "sign in CI right after the push, once, with every key (immutable tags refuse a rewritten `.sig` "
+                    "tag): `cosign sign --key <kms-or-file key> "
+                    "<location>-docker.pkg.dev/<project>/<repository>/<image>@sha256:<digest>`"
+                ),
+            ),
         },
         prod_only=True,
     )
@@ -106,9 +124,9 @@ def prod_images_signed(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
             if tag.signatures is None:
                 return errored(resource, "signatures were not looked up", **ev)
             if not tag.signatures:
-                return failed(resource, "no cosign or Notation signature found", **ev)
+                return failed(resource, "no cosign or Notation signature found" + _immutable_note(repo), **ev)
             formats = sorted({s.format for s in tag.signatures})
-            return passed(resource, f"signed ({', '.join(formats)})", **ev)
+            return passed(resource, f"signed ({', '.join(formats)})" + _immutable_note(repo), **ev)
 
         yield from judge_tags(repo, facts, one)
 
@@ -148,6 +166,13 @@ def prod_images_signed(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "re-sign with a trusted key (`cosign sign --key <trusted key> "
                     "<harbor>/<project>/<repo>@<digest>`), delete signatures made with other keys, and list the "
                     "public key in `trusted_keys`"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "add the release public key to `trusted_keys` in regguard.yaml, check with `cosign verify --key "
+                    "release.pub <location>-docker.pkg.dev/<project>/<repository>/<image>@sha256:<digest>`, and "
+                    "re-sign with the release key"
                 ),
             ),
         },
@@ -227,6 +252,12 @@ def _judge_verification(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -
                 cli=(
                     "enforce cosign signatures on the project: `PUT https://<harbor>/api/v2.0/projects/<project>` "
                     "with `{\"metadata\": {\"enable_content_trust_cosign\": \"true\"}}`"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "Artifact Registry accepts unsigned pushes: sign in CI (cosign) and enforce at deploy with Binary "
+                    "Authorization (`gcloud container binauthz policy import policy.yaml`) or an admission policy"
                 ),
             ),
         },

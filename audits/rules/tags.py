@@ -85,6 +85,13 @@ LATEST = "latest"
                     "https://<harbor>/api/v2.0/projects/<project>/repositories/<repo>/artifacts/<digest>/tags/latest`)"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "`gcloud artifacts docker tags delete "
+                    "<location>-docker.pkg.dev/<project>/<repository>/<image>:latest`, and push only versioned tags "
+                    "from CI"
+                ),
+            ),
         },
         prod_only=True,
     )
@@ -159,6 +166,12 @@ def _latest_references(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "https://<harbor>/api/v2.0/projects/<project>/immutabletagrules` with the tag selector "
                     "`{v*,*.*,release-*}` and the repository selector `**`"
                 ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "`gcloud artifacts repositories update <repository> --location <location> --immutable-tags`"
+                ),
+                component="ArtifactRegistryRepositoryArgs(baseline=Baseline(immutable_tags=True))",
             ),
         },
     )
@@ -244,6 +257,15 @@ def _judge_immutability(facts: FactView, name: str, setting: ImmutabilitySetting
                 cli=(
                     "push releases to production projects with semantic-version tags (`v1.2.3`) and keep other tags "
                     "out of them"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "tag the same manifest with a version (`gcloud artifacts docker tags add "
+                    "<location>-docker.pkg.dev/<project>/<repository>/<image>:stable "
+                    "<location>-docker.pkg.dev/<project>/<repository>/<image>:1.4.2`), then delete the unversioned "
+                    "tag (`gcloud artifacts docker tags delete "
+                    "<location>-docker.pkg.dev/<project>/<repository>/<image>:stable`)"
                 ),
             ),
         },

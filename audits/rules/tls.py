@@ -92,6 +92,12 @@ def _plain_http_target(facts: FactView, verdict: VerdictFunc, message: str) -> V
                     "remove the `http` block, then `./prepare && docker compose up -d`"
                 ),
             ),
+            "gar": Remediation(
+                cli=(
+                    "Artifact Registry's own endpoint (`<location>-docker.pkg.dev`) serves HTTPS only: a plain-HTTP "
+                    "answer comes from something placed in front of it; close it or make it redirect to HTTPS"
+                ),
+            ),
         },
     )
 )
@@ -159,6 +165,12 @@ def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "install a certificate from a CA your clients trust (full chain, the hostname in subjectAltName, "
                     "TLS 1.2 or later) as harbor.yml `https.certificate` / `https.private_key`, then `./prepare && "
                     "docker compose up -d`"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "Artifact Registry's endpoint carries a Google certificate: a failure means the audit reached "
+                    "something else (a proxy or a DNS override); check the host the target resolves to"
                 ),
             ),
         },
@@ -250,6 +262,12 @@ def _days_remaining(ctx: RuleContext, tls: TlsFacts) -> float | None:
                 cli=(
                     "renew the certificate harbor.yml `https.certificate` names before it expires and run `./prepare "
                     "&& docker compose up -d` (automate it with ACME or your internal CA)"
+                ),
+            ),
+            "gar": Remediation(
+                cli=(
+                    "Google renews the certificate of Artifact Registry's endpoint; renew the certificate of whatever "
+                    "proxy serves your registry name in front of it"
                 ),
             ),
         },

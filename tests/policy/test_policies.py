@@ -20,7 +20,7 @@ from policy.declared_ecr import (
     DeclaredResource,
     declare,
 )
-from policy.policies import UNMANAGED_POLICY, build_policies, declarers
+from policy.policies import UNMANAGED_POLICY, build_policies, declared_state_rules, declarers
 from tests.policy.conftest import ENVS, STACKS, Violation, replace_resources, validate_all, with_inputs
 from tests.pulumi.mocks import ProgramRun, RegisteredResource, run_program, stack_config
 
@@ -85,7 +85,7 @@ def test_two_policies_per_declared_rule_named_after_it() -> None:
     policies = build_policies()
     rules = catalog()
     by_name = {p.name: p for p in policies}
-    declared_rules = {r for declarer in declarers().values() for r in declarer.DECLARED_STATE_RULES}
+    declared_rules = set(declared_state_rules())
     assert set(DISTRIBUTION_RULES) <= declared_rules
     assert len(by_name) == len(policies) == 2 * len(declared_rules) + len(declarers())  # + one unmanaged each
     for rule_id in DECLARED_STATE_RULES:

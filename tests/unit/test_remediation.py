@@ -56,14 +56,29 @@ def test_a_distribution_fix_names_no_cloud_and_an_ecr_fix_no_other_provider(rule
         assert not NOT_ECR.search(fix.cli), fix.cli
 
 
+NOT_GAR = re.compile(r"\b(aws|az|ECR|ACR|Harbor|Docker Hub|GHCR|htpasswd|config\.yml)\b")
+
+
+@pytest.mark.parametrize("rule_id", sorted(catalog()))
+def test_a_gar_fix_names_no_other_provider(rule_id: str) -> None:
+    if (fix := catalog()[rule_id].meta.remediation_for("gar")) is not None:
+        assert not NOT_GAR.search(fix.cli), fix.cli
+
+
+def _component_modules() -> list[object]:
+    """Every module of the components package (each kind's component module and the baseline)."""
+    import importlib
+    import pkgutil
+
+    import components
+
+    return [importlib.import_module(f"components.{m.name}") for m in pkgutil.iter_modules(components.__path__)]
+
+
 def _component_namespace() -> dict[str, type]:
     """Every class a remediation may name: the shipped components' Args and the Baseline."""
-    import components.baseline
-    import components.distribution_vm
-    import components.ecr
-
     found: dict[str, type] = {}
-    for module in (components.ecr, components.baseline, components.distribution_vm):
+    for module in _component_modules():
         found.update({n: c for n, c in vars(module).items() if isinstance(c, type) and dataclasses.is_dataclass(c)})
     return found
 
@@ -110,6 +125,7 @@ def _tag_facts(kind: str, immutable: bool) -> TargetFacts:
 @pytest.mark.parametrize(("kind", "wanted", "unwanted"), [
     ("distribution", "Distribution cannot", "aws ecr"),
     ("ecr", "aws ecr put-image-tag-mutability", "Harbor"),
+    ("gar", "gcloud artifacts repositories update", "aws ecr"),
 ])
 def test_a_failing_finding_carries_the_fix_for_its_own_kind(kind: str, wanted: str, unwanted: str) -> None:
     rules = {"RG-TAG-002": catalog()["RG-TAG-002"]}
@@ -125,4 +141,4 @@ def test_passing_findings_carry_no_remediation() -> None:
 
 
 def test_kind_table_names_every_kind_with_a_collector() -> None:
-    assert set(kinds.names()) == {"distribution", "ecr", "harbor", "docker-config", "image-refs"}
+    assert set(kinds.names()) == {"distribution", "ecr", "harbor", "gar", "docker-config", "image-refs"}
