@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from audits.targets import DistributionTarget, DockerConfigTarget, EcrTarget, ImageRefsTarget, TargetConfig
+from audits.targets import AcrTarget, DistributionTarget, DockerConfigTarget, EcrTarget, ImageRefsTarget, TargetConfig
 
 # Rule scope meaning "every kind whose `registry` is true" (see RuleMeta.kinds).
 REGISTRIES = "registries"
@@ -82,6 +82,14 @@ _TABLE: dict[str, Kind] = {
             registry=False,
         ),
         Kind("image-refs", "image references", ImageRefsTarget, "audits.collectors.image_refs", registry=False),
+        Kind(
+            "acr",
+            "Azure Container Registry",
+            AcrTarget,
+            "audits.collectors.acr",
+            registry=True,
+            sandbox="sandbox.acr_estate:start_acr_estate",
+        ),
     )
 }
 

@@ -1,0 +1,195 @@
+"""The demo's Azure subscription: a compliant and a weak registry in the ACR emulator.
+
+`contosoprod` is what `components/acr.py` provisions in prod (Premium, admin user
+and anonymous pull off, public network access disabled with a private endpoint,
+bypass None, export disabled, untagged retention, customer-managed key with
+rotation, geo-replication, a CI token whose password expires in 30 days, both
+registry log categories sent to Log Analytics, release tags locked and signed).
+`contosoweak` is an Azure default left alone (Standard, admin user on, anonymous
+pull on, public and open network rules, no retention, Microsoft-managed key,
+a token password that never expires, no diagnostic settings, `latest`).
+Each is its own audit target, so every registry-wide finding names one registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sandbox.acr_emulator import AcrEmulator, EmulatedRegistry, Faults
+from sandbox.process import StopsOnExit
+
+SUBSCRIPTION_ID = "8f3c2a1e-4b5d-4c6e-9f70-1a2b3c4d5e6f"
+RESOURCE_GROUP = "rg-registries"
+WORKSPACE = (
+    f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/rg-monitoring/providers/"
+    "Microsoft.OperationalInsights/workspaces/regguard-logs"
+)
+KEY_ID = "https://kv-contoso.vault.azure.net/keys/acr-cmk"
+IDENTITY = (
+    f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}/providers/"
+    "Microsoft.ManagedIdentity/userAssignedIdentities/id-acr-cmk"
+)
+
+
+def _stamp(days_ago: float) -> str:
+    return (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def digest_of(seed: str) -> str:
+    return "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
+
+
+def tag(name: str, digest: str, *, locked: bool, days_ago: float = 3.0) -> dict[str, Any]:
+    """One `_tags` entry as the data plane returns it."""
+    return {
+        "name": name,
+        "digest": digest,
+        "createdTime": _stamp(days_ago),
+        "lastUpdateTime": _stamp(days_ago),
+        "signed": False,
+        "changeableAttributes": {
+            "deleteEnabled": not locked,
+            "writeEnabled": not locked,
+            "readEnabled": True,
+            "listEnabled": True,
+        },
+    }
+
+
+def signed_release(repository: str, version: str) -> list[dict[str, Any]]:
+    """A locked release tag and its cosign signature tag (`sha256-<hex>.sig`)."""
+    digest = digest_of(f"{repository}:{version}")
+    signature = digest.replace(":", "-", 1) + ".sig"
+    return [tag(version, digest, locked=True), tag(signature, digest_of(signature), locked=True)]
+
+
+def compliant_registry(name: str = "contosoprod") -> EmulatedRegistry:
+    properties = {
+        "adminUserEnabled": False,
+        "anonymousPullEnabled": False,
+        "publicNetworkAccess": "Disabled",
+        "networkRuleSet": {"defaultAction": "Deny", "ipRules": []},
+        "networkRuleBypassOptions": "None",
+        "networkRuleBypassAllowedForTasks": False,
+        "zoneRedundancy": "Enabled",
+        "privateEndpointConnections": [_private_endpoint(name)],
+        "policies": {
+            "quarantinePolicy": {"status": "disabled"},
+            "trustPolicy": {"type": "Notary", "status": "disabled"},
+            "retentionPolicy": {"days": 7, "status": "enabled", "lastUpdatedTime": _stamp(30)},
+            "exportPolicy": {"status": "disabled"},
+            "azureADAuthenticationAsArmPolicy": {"status": "disabled"},
+        },
+        "encryption": {
+            "status": "enabled",
+            "keyVaultProperties": {"keyIdentifier": KEY_ID, "identity": IDENTITY, "keyRotationEnabled": True},
+        },
+    }
+    return EmulatedRegistry(
+        name=name,
+        resource_group=RESOURCE_GROUP,
+        properties=properties,
+        replica_locations=["northeurope"],
+        scope_maps={"ci-push": [f"repositories/{r}/content/write" for r in ("payments/api", "web/frontend")]},
+        tokens=[{"name": "ci", "scope_map": "ci-push",
+                 "passwords": [{"name": "password1", "creationTime": _stamp(5), "expiry": _stamp(-25)}]}],
+        diagnostic_settings=[{
+            "workspaceId": WORKSPACE,
+            "logs": [{"category": "ContainerRegistryLoginEvents", "enabled": True},
+                     {"category": "ContainerRegistryRepositoryEvents", "enabled": True}],
+            "metrics": [{"category": "AllMetrics", "enabled": True}],
+        }],
+        repositories={
+            "payments/api": signed_release("payments/api", "1.4.2") + signed_release("payments/api", "1.5.0"),
+            "web/frontend": signed_release("web/frontend", "2.0.1"),
+        },
+    )
+
+
+def weak_registry(name: str = "contosoweak") -> EmulatedRegistry:
+    properties = {
+        "adminUserEnabled": True,
+        "anonymousPullEnabled": True,
+        "publicNetworkAccess": "Enabled",
+        "networkRuleSet": {"defaultAction": "Allow", "ipRules": []},
+        "networkRuleBypassOptions": "AzureServices",
+        "zoneRedundancy": "Disabled",
+        "policies": {
+            "quarantinePolicy": {"status": "disabled"},
+            "retentionPolicy": {"days": 7, "status": "disabled"},
+            "exportPolicy": {"status": "enabled"},
+            "azureADAuthenticationAsArmPolicy": {"status": "enabled"},
+        },
+        "encryption": {"status": "disabled"},
+    }
+    return EmulatedRegistry(
+        name=name,
+        resource_group=RESOURCE_GROUP,
+        sku="Standard",
+        properties=properties,
+        scope_maps={"everything": ["repositories/*/content/write", "repositories/*/content/delete"]},
+        tokens=[{"name": "legacy", "scope_map": "everything",
+                 "passwords": [{"name": "password1", "creationTime": _stamp(400)}]}],
+        repositories={
+            "tools/builder": [tag("latest", digest_of("builder:latest"), locked=False, days_ago=1),
+                              tag("stable", digest_of("builder:stable"), locked=False, days_ago=20)],
+        },
+    )
+
+
+def _private_endpoint(registry: str) -> dict[str, Any]:
+    base = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}"
+    return {
+        "id": f"{base}/providers/Microsoft.ContainerRegistry/registries/{registry}/privateEndpointConnections/pe-{registry}",
+        "name": f"pe-{registry}",
+        "type": "Microsoft.ContainerRegistry/registries/privateEndpointConnections",
+        "properties": {
+            "privateEndpoint": {"id": f"{base}/providers/Microsoft.Network/privateEndpoints/pe-{registry}"},
+            "privateLinkServiceConnectionState": {"status": "Approved", "description": "Auto-Approved",
+                                                  "actionsRequired": "None"},
+            "provisioningState": "Succeeded",
+        },
+    }
+
+
+@dataclass
+class AcrEstate(StopsOnExit):
+    """The running emulator as one sandbox service (`name`, `targets`, `env`, `pids`, `stop`)."""
+
+    emulator: AcrEmulator
+    name: str = "acr"
+
+    @property
+    def targets(self) -> list[dict[str, Any]]:
+        return [
+            self.emulator.target(f"acr-{registry}", [registry], public_repositories=[])
+            for registry in self.emulator.registries
+        ]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The emulated service principal's id and secret (a sandbox-only value)."""
+        return self.emulator.env()
+
+    @property
+    def pids(self) -> list[int]:
+        return []  # threads of this process
+
+    def alive(self) -> bool:
+        return bool(self.emulator.base_url)
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
+def start_acr_estate(workdir: Path, *, detach: bool = False, faults: Faults | None = None) -> AcrEstate:
+    """Start the emulated subscription with a compliant and a weak registry.
+    The emulator runs in this process's threads, so `detach` cannot keep it running
+    after this process ends; `sandbox up` serves it for as long as it runs."""
+    registries = [compliant_registry(), weak_registry()]
+    emulator = AcrEmulator(workdir, SUBSCRIPTION_ID, registries, faults=faults).start()
+    return AcrEstate(emulator)
