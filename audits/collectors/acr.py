@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -209,7 +210,7 @@ def make_session(target: AcrTarget, options: CollectOptions, counter: RequestCou
     width = max(options.concurrency, 1)
     limits = httpx.Limits(max_connections=width, max_keepalive_connections=width)
     data = httpx.Client(
-        verify=str(target.ca_file) if target.ca_file else True,
+        verify=ssl.create_default_context(cafile=str(target.ca_file)) if target.ca_file else True,
         timeout=options.timeout,
         limits=limits,
         follow_redirects=False,
@@ -231,7 +232,7 @@ def collect_with_session(
         return _target_facts(target, facts, started, session.counter)
     registries = _selected_registries(listed.value, target, options)
     with ThreadPoolExecutor(max_workers=max(options.concurrency, 1)) as pool:
-        views = list(pool.map(lambda r: _registry_view(session, r), registries))
+        views = _registry_views(session, pool, registries)
         facts.update(registry_facts(views))
         options.record_all(facts)
         facts.update(_repository_facts(session, target, options, pool, views))
@@ -350,25 +351,41 @@ def _selected_registries(
     return [by_name[n] for n in wanted if n in by_name]
 
 
-def _registry_view(session: AzureSession, registry: dict[str, Any]) -> RegistryView:
+def _registry_views(
+    session: AzureSession, pool: ThreadPoolExecutor, registries: Sequence[dict[str, Any]]
+) -> list[RegistryView]:
+    """Each registry with its sub-resources, every read in flight at once (bounded by the pool)."""
+    pending = {
+        (index, key): pool.submit(_attempt, call)
+        for index, registry in enumerate(registries)
+        for key, call in _sub_resource_reads(session, registry).items()
+    }
+    views = []
+    for index, registry in enumerate(registries):
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for (owner, key), future in pending.items():
+            if owner != index:
+                continue
+            outcome = future.result()
+            values[key] = outcome.value
+            if outcome.value is None:
+                prefix = "forbidden: " if outcome.forbidden else ""
+                errors[key] = f"{prefix}{registry.get('name', '')}: {key.replace('_', ' ')}: {outcome.error}"
+        views.append(RegistryView(resource=registry, errors=errors, **values))
+    return views
+
+
+def _sub_resource_reads(session: AzureSession, registry: dict[str, Any]) -> dict[str, Callable[[], Any]]:
     name = str(registry.get("name", ""))
     group = acr_facts.resource_group_of(str(registry.get("id", "")))
     arm = session.arm
-    reads: dict[str, Callable[[], Any]] = {
+    return {
         "replications": lambda: _bounded(arm.replications.list(group, name).by_page(), "Replications_List"),
         "tokens": lambda: _bounded(arm.tokens.list(group, name).by_page(), "Tokens_List"),
         "scope_maps": lambda: _bounded(arm.scope_maps.list(group, name).by_page(), "ScopeMaps_List"),
         "diagnostic_settings": lambda: _diagnostic_settings(session, str(registry.get("id", ""))),
     }
-    values: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for key, call in reads.items():
-        outcome = _attempt(call)
-        values[key] = outcome.value
-        if outcome.value is None:
-            prefix = "forbidden: " if outcome.forbidden else ""
-            errors[key] = f"{prefix}{name}: {key.replace('_', ' ')}: {outcome.error}"
-    return RegistryView(resource=registry, errors=errors, **values)
 
 
 def _diagnostic_settings(session: AzureSession, registry_id: str) -> list[dict[str, Any]]:

@@ -79,6 +79,13 @@ def _credential_evidence(facts: FactView, cred: CredentialFacts, **extra: object
                 ),
                 component="EcrRepositoryArgs(push_principals=('arn:aws:iam::<account>:role/ci-push',))",
             ),
+            "acr": Remediation(
+                cli=(
+                    "`az acr token credential generate --registry <registry> --name <token> --password1 "
+                    "--expiration-in-days 30`"
+                ),
+                component="AcrTokenArgs(password_expiry_days=30)",
+            ),
         },
     )
 )
@@ -151,6 +158,14 @@ def _judge_expiry(ctx: RuleContext, facts: FactView, cred: CredentialFacts) -> V
                     "delete-access-key --user-name <user> --access-key-id <old-id>` (better: replace the user with "
                     "a role)"
                 ),
+            ),
+            "acr": Remediation(
+                cli=(
+                    "rotate: `az acr token credential generate --registry <registry> --name <token> --password2 "
+                    "--expiration-in-days 30`, move clients to the new password, then `az acr token credential delete"
+                    " --registry <registry> --name <token> --password1`"
+                ),
+                component="AcrTokenArgs(password_expiry_days=30)",
             ),
         },
     )

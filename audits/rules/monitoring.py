@@ -53,6 +53,14 @@ BASELINE_DAYS = 14
                     "--is-multi-region-trail` then `aws cloudtrail start-logging --name registry-audit`"
                 ),
             ),
+            "acr": Remediation(
+                cli=(
+                    "`az monitor diagnostic-settings create --name audit --resource <registry-id> --workspace "
+                    "<workspace-id> --logs "
+                    "'[{\"category\":\"ContainerRegistryLoginEvents\",\"enabled\":true},{\"category\":\"ContainerRegistryRepositoryEvents\",\"enabled\":true}]'`"
+                ),
+                component="AcrRegistryArgs(log_analytics_workspace_id='<workspace-id>')",
+            ),
         },
     )
 )
@@ -98,6 +106,14 @@ def access_logged(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "AttributeKey=EventName,AttributeValue=BatchGetImage`; rotate the credentials involved if the "
                     "pulls are not yours"
                 ),
+            ),
+            "acr": Remediation(
+                cli=(
+                    "count pulls per day in Log Analytics (`ContainerRegistryRepositoryEvents | where OperationName "
+                    "== 'Pull' | summarize count() by Repository, bin(TimeGenerated, 1d)`) and alert on spikes with "
+                    "`az monitor scheduled-query create`"
+                ),
+                component="AcrRegistryArgs(log_analytics_workspace_id='<workspace-id>')",
             ),
         },
     )

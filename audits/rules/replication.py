@@ -46,6 +46,12 @@ from audits.rules.registry import (
                 ),
                 component="EcrRegistryArgs(baseline=Baseline(replicate_to=('us-west-2',)))",
             ),
+            "acr": Remediation(
+                cli=(
+                    "on a Premium registry: `az acr replication create --registry <registry> --location <region>`"
+                ),
+                component="AcrRegistryArgs(sku='Premium', baseline=Baseline(replicate_to=('northeurope',)))",
+            ),
         },
         prod_only=True,
     )

@@ -88,6 +88,13 @@ def _tag_evidence(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -> dict
                     "<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest>`)"
                 ),
             ),
+            "acr": Remediation(
+                cli=(
+                    "sign in CI right after the push: `notation sign <registry>.azurecr.io/<repo>@sha256:<digest>` "
+                    "(Notation with Azure Key Vault) or `cosign sign --key <key> "
+                    "<registry>.azurecr.io/<repo>@sha256:<digest>`"
+                ),
+            ),
         },
         prod_only=True,
     )
@@ -135,6 +142,13 @@ def prod_images_signed(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "add the release public key to `trusted_keys` in regguard.yaml, check with `cosign verify --key "
                     "release.pub <account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest>`, and re-sign "
                     "images signed with an unknown key"
+                ),
+            ),
+            "acr": Remediation(
+                cli=(
+                    "add the release public key to `trusted_keys` in regguard.yaml, check with `cosign verify --key "
+                    "release.pub <registry>.azurecr.io/<repo>@sha256:<digest>`, and re-sign images signed with an "
+                    "unknown key"
                 ),
             ),
         },
@@ -208,6 +222,12 @@ def _judge_verification(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -
                 cli=(
                     "ECR accepts unsigned pushes: sign in CI (cosign, or Notation with AWS Signer) and enforce at "
                     "admission (Kyverno `verifyImages`, Ratify, or Sigstore policy-controller)"
+                ),
+            ),
+            "acr": Remediation(
+                cli=(
+                    "ACR accepts unsigned pushes and content trust is retired: sign with Notation or cosign and "
+                    "enforce at admission (Ratify with Azure Policy on AKS, Kyverno `verifyImages`)"
                 ),
             ),
         },

@@ -80,6 +80,12 @@ LATEST = "latest"
                     "(`crane digest <registry>/<repo>:1.4.2` resolves it)"
                 ),
             ),
+            "acr": Remediation(
+                cli=(
+                    "`az acr repository untag --name <registry> --image <repo>:latest`, and push only versioned tags "
+                    "from CI"
+                ),
+            ),
         },
         prod_only=True,
     )
@@ -146,6 +152,12 @@ def _latest_references(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                 ),
                 component=(
                     "EcrRepositoryArgs(baseline=Baseline(immutable_tags=True, immutable_tag_exclusions=('dev-*',)))"
+                ),
+            ),
+            "acr": Remediation(
+                cli=(
+                    "lock each release tag after the push: `az acr repository update --name <registry> --image "
+                    "<repo>:<tag> --write-enabled false --delete-enabled false`"
                 ),
             ),
         },
@@ -226,6 +238,13 @@ def _judge_immutability(facts: FactView, name: str, setting: ImmutabilitySetting
                     "ecr put-image --repository-name <repo> --image-tag 1.4.2 --image-manifest file://m.json`), "
                     "then delete the old tag (`aws ecr batch-delete-image --repository-name <repo> --image-ids "
                     "imageTag=stable`)"
+                ),
+            ),
+            "acr": Remediation(
+                cli=(
+                    "copy the image to a version tag (`az acr import --name <registry> --source "
+                    "<registry>.azurecr.io/<repo>:stable --image <repo>:1.4.2`), then `az acr repository untag --name"
+                    " <registry> --image <repo>:stable`"
                 ),
             ),
         },

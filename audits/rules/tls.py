@@ -85,6 +85,9 @@ def _plain_http_target(facts: FactView, verdict: VerdictFunc, message: str) -> V
                     "listener or make it redirect to HTTPS"
                 ),
             ),
+            "acr": Remediation(
+                cli="nothing to change: ACR's login server answers only HTTPS (TLS 1.2+)",
+            ),
         },
     )
 )
@@ -145,6 +148,9 @@ def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "ECR's endpoint carries an AWS certificate: a failure means the audit reached something else (a "
                     "proxy or a DNS override); check the host the target resolves to and the target's `ca_file`"
                 ),
+            ),
+            "acr": Remediation(
+                cli="nothing to change: ACR's login server answers only HTTPS; use `https://` references",
             ),
         },
     )
@@ -229,6 +235,9 @@ def _days_remaining(ctx: RuleContext, tls: TlsFacts) -> float | None:
                     "AWS renews the certificate of ECR's endpoint; renew the certificate of whatever proxy serves "
                     "your registry name in front of it"
                 ),
+            ),
+            "acr": Remediation(
+                cli="nothing to change: Microsoft renews the login server's certificate",
             ),
         },
     )
