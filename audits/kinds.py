@@ -88,6 +88,7 @@ _TABLE: dict[str, Kind] = {
             AcrTarget,
             "audits.collectors.acr",
             registry=True,
+            provisioner="components.acr",
             sandbox="sandbox.acr_estate:start_acr_estate",
         ),
     )

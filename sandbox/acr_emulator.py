@@ -252,9 +252,14 @@ class AcrEmulator(StopsOnExit):
             if registry is None:
                 return _arm_error(404, "ResourceNotFound", "registry not found")
             if registry.name in self.faults.forbidden_diagnostics:
-                return _arm_error(403, "AuthorizationFailed", "does not have authorization to perform action "
-                                  "'microsoft.insights/diagnosticSettings/read'")
-            return 200, {"value": [self._diagnostic(registry, i, s) for i, s in enumerate(registry.diagnostic_settings)]}
+                return _arm_error(
+                    403,
+                    "AuthorizationFailed",
+                    "does not have authorization to perform action 'microsoft.insights/diagnosticSettings/read'",
+                )
+            return 200, {
+                "value": [self._diagnostic(registry, i, s) for i, s in enumerate(registry.diagnostic_settings)]
+            }
         if path in (sub + _PROVIDER,) or re.fullmatch(rf"{re.escape(sub)}/resourceGroups/[^/]+{_PROVIDER}", path):
             group = path.split("/")[4] if "/resourceGroups/" in path else None
             return 200, self._registry_list(path, group)
@@ -308,16 +313,33 @@ class AcrEmulator(StopsOnExit):
         base = r.resource_id(self.subscription_id)
         if kind == "replications":
             return [
-                {"id": f"{base}/replications/{loc}", "name": loc, "type": "Microsoft.ContainerRegistry/registries/replications",
-                 "location": loc, "tags": {},
-                 "properties": {"provisioningState": "Succeeded", "regionEndpointEnabled": True, "zoneRedundancy": "Enabled"}}
+                {
+                    "id": f"{base}/replications/{loc}",
+                    "name": loc,
+                    "type": "Microsoft.ContainerRegistry/registries/replications",
+                    "location": loc,
+                    "tags": {},
+                    "properties": {
+                        "provisioningState": "Succeeded",
+                        "regionEndpointEnabled": True,
+                        "zoneRedundancy": "Enabled",
+                    },
+                }
                 for loc in [r.location, *r.replica_locations]
             ]
         if kind == "scopeMaps":
             return [
-                {"id": f"{base}/scopeMaps/{name}", "name": name, "type": "Microsoft.ContainerRegistry/registries/scopeMaps",
-                 "properties": {"type": "UserDefined", "actions": actions, "creationDate": "2026-01-15T09:30:00Z",
-                                "provisioningState": "Succeeded"}}
+                {
+                    "id": f"{base}/scopeMaps/{name}",
+                    "name": name,
+                    "type": "Microsoft.ContainerRegistry/registries/scopeMaps",
+                    "properties": {
+                        "type": "UserDefined",
+                        "actions": actions,
+                        "creationDate": "2026-01-15T09:30:00Z",
+                        "provisioningState": "Succeeded",
+                    },
+                }
                 for name, actions in r.scope_maps.items()
             ]
         if kind == "tokens":
@@ -326,7 +348,11 @@ class AcrEmulator(StopsOnExit):
 
     def _token(self, r: EmulatedRegistry, base: str, token: dict[str, Any]) -> dict[str, Any]:
         passwords = [
-            {"name": p["name"], "creationTime": p["creationTime"], **({"expiry": p["expiry"]} if p.get("expiry") else {})}
+            {
+                "name": p["name"],
+                "creationTime": p["creationTime"],
+                **({"expiry": p["expiry"]} if p.get("expiry") else {}),
+            }
             for p in token.get("passwords", [])
         ]
         return {
@@ -401,7 +427,11 @@ class AcrEmulator(StopsOnExit):
 
 
 def _page(
-    items: list[Any], query: Mapping[str, str], path: str, key: Callable[[Any], str], field_name: str,
+    items: list[Any],
+    query: Mapping[str, str],
+    path: str,
+    key: Callable[[Any], str],
+    field_name: str,
     extra: dict[str, Any],
 ) -> tuple[dict[str, Any], str | None]:
     """One page after `last`, at most `n` items; the Link to the next page or None."""
@@ -504,10 +534,14 @@ class _Handler(BaseHTTPRequestHandler):
             scope = f"repository:{repository}:metadata_read"
             answer = lambda: emulator.tags(registry, repository, query)  # noqa: E731 - one branch of two
         else:
-            self._checked(spec, method, path, 404, {"errors": [{"code": "NAME_UNKNOWN", "message": "no such repository"}]})
+            self._checked(
+                spec, method, path, 404, {"errors": [{"code": "NAME_UNKNOWN", "message": "no such repository"}]}
+            )
             return
         if not emulator.authorized(registry, self.headers.get("Authorization"), scope):
-            self._checked(spec, method, path, 401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})
+            self._checked(
+                spec, method, path, 401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}
+            )
             return
         body, link = answer()
         self._checked(spec, method, path, 200, body, {"Link": link} if link else {})

@@ -95,14 +95,23 @@ def compliant_registry(name: str = "contosoprod") -> EmulatedRegistry:
         properties=properties,
         replica_locations=["northeurope"],
         scope_maps={"ci-push": [f"repositories/{r}/content/write" for r in ("payments/api", "web/frontend")]},
-        tokens=[{"name": "ci", "scope_map": "ci-push",
-                 "passwords": [{"name": "password1", "creationTime": _stamp(5), "expiry": _stamp(-25)}]}],
-        diagnostic_settings=[{
-            "workspaceId": WORKSPACE,
-            "logs": [{"category": "ContainerRegistryLoginEvents", "enabled": True},
-                     {"category": "ContainerRegistryRepositoryEvents", "enabled": True}],
-            "metrics": [{"category": "AllMetrics", "enabled": True}],
-        }],
+        tokens=[
+            {
+                "name": "ci",
+                "scope_map": "ci-push",
+                "passwords": [{"name": "password1", "creationTime": _stamp(5), "expiry": _stamp(-25)}],
+            }
+        ],
+        diagnostic_settings=[
+            {
+                "workspaceId": WORKSPACE,
+                "logs": [
+                    {"category": "ContainerRegistryLoginEvents", "enabled": True},
+                    {"category": "ContainerRegistryRepositoryEvents", "enabled": True},
+                ],
+                "metrics": [{"category": "AllMetrics", "enabled": True}],
+            }
+        ],
         repositories={
             "payments/api": signed_release("payments/api", "1.4.2") + signed_release("payments/api", "1.5.0"),
             "web/frontend": signed_release("web/frontend", "2.0.1"),
@@ -132,25 +141,36 @@ def weak_registry(name: str = "contosoweak") -> EmulatedRegistry:
         sku="Standard",
         properties=properties,
         scope_maps={"everything": ["repositories/*/content/write", "repositories/*/content/delete"]},
-        tokens=[{"name": "legacy", "scope_map": "everything",
-                 "passwords": [{"name": "password1", "creationTime": _stamp(400)}]}],
+        tokens=[
+            {
+                "name": "legacy",
+                "scope_map": "everything",
+                "passwords": [{"name": "password1", "creationTime": _stamp(400)}],
+            }
+        ],
         repositories={
-            "tools/builder": [tag("latest", digest_of("builder:latest"), locked=False, days_ago=1),
-                              tag("stable", digest_of("builder:stable"), locked=False, days_ago=20)],
+            "tools/builder": [
+                tag("latest", digest_of("builder:latest"), locked=False, days_ago=1),
+                tag("stable", digest_of("builder:stable"), locked=False, days_ago=20),
+            ],
         },
     )
 
 
 def _private_endpoint(registry: str) -> dict[str, Any]:
     base = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{RESOURCE_GROUP}"
+    connections = f"{base}/providers/Microsoft.ContainerRegistry/registries/{registry}/privateEndpointConnections"
     return {
-        "id": f"{base}/providers/Microsoft.ContainerRegistry/registries/{registry}/privateEndpointConnections/pe-{registry}",
+        "id": f"{connections}/pe-{registry}",
         "name": f"pe-{registry}",
         "type": "Microsoft.ContainerRegistry/registries/privateEndpointConnections",
         "properties": {
             "privateEndpoint": {"id": f"{base}/providers/Microsoft.Network/privateEndpoints/pe-{registry}"},
-            "privateLinkServiceConnectionState": {"status": "Approved", "description": "Auto-Approved",
-                                                  "actionsRequired": "None"},
+            "privateLinkServiceConnectionState": {
+                "status": "Approved",
+                "description": "Auto-Approved",
+                "actionsRequired": "None",
+            },
             "provisioningState": "Succeeded",
         },
     }

@@ -187,7 +187,9 @@ class ApiSpec:
         for template, item in self.document.get("paths", {}).items():
             spans = self._multi_segment_parameters(item)
             regex = re.sub(
-                r"\\\{([^}/]+)\\\}", lambda m: ".+" if m.group(1) in spans else "[^/]+", re.escape(template)
+                r"\\\{([^}/]+)\\\}",
+                lambda m, spans=spans: ".+" if m.group(1) in spans else "[^/]+",
+                re.escape(template),
             )
             routes.append((re.compile(regex), template))
         return sorted(routes, key=lambda r: (r[1].count("{"), -len(r[1])))

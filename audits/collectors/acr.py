@@ -204,7 +204,9 @@ def make_session(target: AcrTarget, options: CollectOptions, counter: RequestCou
     if target.ca_file:
         arm_kwargs["connection_verify"] = str(target.ca_file)
     arm = ContainerRegistryManagementClient(
-        credential, target.subscription_id, base_url=target.endpoint_url.rstrip("/") if target.endpoint_url else None,
+        credential,
+        target.subscription_id,
+        base_url=target.endpoint_url.rstrip("/") if target.endpoint_url else None,
         **arm_kwargs,
     )
     width = max(options.concurrency, 1)

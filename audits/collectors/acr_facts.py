@@ -317,9 +317,7 @@ def tag_locks(listing: RepositoryListing) -> ImmutabilitySetting:
     (`writeEnabled: false`). Immutable means every image tag is locked;
     signature artifacts are left out (they are written after the image)."""
     image = [t for t in listing.tags if not is_artifact_tag(str(t.get("name", "")))]
-    unlocked = [
-        str(t.get("name", "")) for t in image if _mapping(t, "changeableAttributes").get("writeEnabled", True)
-    ]
+    unlocked = [str(t.get("name", "")) for t in image if _mapping(t, "changeableAttributes").get("writeEnabled", True)]
     undeletable = sum(1 for t in image if _mapping(t, "changeableAttributes").get("deleteEnabled") is False)
     detail = f"{len(image) - len(unlocked)}/{len(image)} tags writeEnabled=false, {undeletable} deleteEnabled=false"
     if unlocked:

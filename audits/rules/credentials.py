@@ -84,7 +84,7 @@ def _credential_evidence(facts: FactView, cred: CredentialFacts, **extra: object
                     "`az acr token credential generate --registry <registry> --name <token> --password1 "
                     "--expiration-in-days 30`"
                 ),
-                component="AcrTokenArgs(password_expiry_days=30)",
+                component="AcrTokenArgs(password_expiry='<ISO 8601 time at most 90 days away>')",
             ),
         },
     )
@@ -165,7 +165,7 @@ def _judge_expiry(ctx: RuleContext, facts: FactView, cred: CredentialFacts) -> V
                     "--expiration-in-days 30`, move clients to the new password, then `az acr token credential delete"
                     " --registry <registry> --name <token> --password1`"
                 ),
-                component="AcrTokenArgs(password_expiry_days=30)",
+                component="AcrTokenArgs(password_expiry='<ISO 8601 time at most 90 days away>')",
             ),
         },
     )

@@ -76,7 +76,9 @@ def _findings(facts: TargetFacts, environment: str = "prod") -> dict[tuple[str, 
     return {(f.rule, f.resource): f.status for f in found}
 
 
-def test_every_request_and_response_was_documented(estate: AcrEstate, compliant: TargetFacts, weak: TargetFacts) -> None:
+def test_every_request_and_response_was_documented(
+    estate: AcrEstate, compliant: TargetFacts, weak: TargetFacts
+) -> None:
     assert estate.emulator.violations == []
     arm = [line for plane, line in estate.emulator.requests if plane == "arm" and "/subscriptions/" in line]
     assert arm and all("api-version=2025-11-01" in line or "api-version=2021-05-01-preview" in line for line in arm)

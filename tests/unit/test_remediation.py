@@ -28,6 +28,7 @@ from audits.rules.registry import RuleContext, catalog
 # Words that give a fix away as another provider's.
 CLOUD_CLIS = re.compile(r"\b(aws|gcloud|az|GAR|ACR|Harbor|Docker Hub|GHCR)\b")
 NOT_ECR = re.compile(r"\b(gcloud|az|GAR|ACR|Harbor|Docker Hub|GHCR|htpasswd|config\.yml)\b")
+NOT_ACR = re.compile(r"\b(aws|gcloud|ECR|GAR|Harbor|Docker Hub|GHCR|htpasswd|config\.yml|amazonaws)\b")
 
 
 def implemented_pairs() -> list[tuple[str, str]]:
@@ -56,13 +57,21 @@ def test_a_distribution_fix_names_no_cloud_and_an_ecr_fix_no_other_provider(rule
         assert not NOT_ECR.search(fix.cli), fix.cli
 
 
+@pytest.mark.parametrize("rule_id", sorted(r for r, rule in catalog().items() if rule.meta.applies_to("acr")))
+def test_an_acr_fix_names_no_other_provider(rule_id: str) -> None:
+    fix = catalog()[rule_id].meta.remediation_for("acr")
+    assert fix is not None, f"{rule_id} judges acr without a fix"
+    assert not NOT_ACR.search(fix.as_text()), fix.as_text()
+
+
 def _component_namespace() -> dict[str, type]:
     """Every class a remediation may name: the shipped components' Args and the Baseline."""
+    import components.acr
     import components.baseline
     import components.ecr
 
     found: dict[str, type] = {}
-    for module in (components.ecr, components.baseline):
+    for module in (components.ecr, components.acr, components.baseline):
         found.update({n: c for n, c in vars(module).items() if isinstance(c, type) and dataclasses.is_dataclass(c)})
     return found
 
@@ -124,4 +133,4 @@ def test_passing_findings_carry_no_remediation() -> None:
 
 
 def test_kind_table_names_every_kind_with_a_collector() -> None:
-    assert set(kinds.names()) == {"distribution", "ecr", "docker-config", "image-refs"}
+    assert set(kinds.names()) == {"distribution", "ecr", "docker-config", "image-refs", "acr"}
