@@ -89,6 +89,7 @@ _TABLE: dict[str, Kind] = {
             "audits.collectors.acr",
             registry=True,
             provisioner="components.acr",
+            declarer="policy.declared_acr",
             sandbox="sandbox.acr_estate:start_acr_estate",
         ),
     )

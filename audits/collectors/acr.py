@@ -49,7 +49,7 @@ from azure.identity import ClientSecretCredential, DefaultAzureCredential
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
 from audits.collectors import acr_facts
-from audits.collectors.acr_facts import RegistryView, RepositoryListing
+from audits.collectors.acr_facts import GRANT_ACR_PULL, GRANT_READER, RegistryView, RepositoryListing, registry_facts
 from audits.collectors.base import CollectOptions, RequestCounter
 from audits.model import (
     ADMIN_ACCOUNT,
@@ -92,9 +92,6 @@ DATA_PLANE_ATTEMPTS = 3
 REGISTRY_SCOPE = "https://containerregistry.azure.net/.default"
 DIAGNOSTICS_API = "2021-05-01-preview"
 
-GRANT_READER = "grant Reader on the subscription or resource group to read registry settings"
-GRANT_MONITORING_READER = "grant Monitoring Reader on the registry to read its diagnostic settings"
-GRANT_ACR_PULL = "grant AcrPull on the registry to list its repositories and tags"
 
 ALL_FACTS = (
     ENDPOINT,
@@ -403,40 +400,6 @@ def _diagnostic_settings(session: AzureSession, registry_id: str) -> list[dict[s
     if not isinstance(values, list):
         raise ValueError("diagnostic settings: the answer has no `value` list")
     return [v for v in values if isinstance(v, dict)]
-
-
-def registry_facts(views: Sequence[RegistryView]) -> dict[str, Fact[Any]]:
-    """The registry-level facts of the selected registries (each aggregated: one
-    weak registry makes the target's fact weak, and the detail names it)."""
-    source = "arm:Registries_List"
-    facts: dict[str, Fact[Any]] = {
-        ADMIN_ACCOUNT: Fact.ok(acr_facts.admin_account(views), source=source),
-        NETWORK_EXPOSURE: Fact.ok(acr_facts.combined_exposure(views), source=source),
-    }
-    facts[REPLICATION] = _sub_fact(views, "replications", "arm:Replications_List", GRANT_READER) or Fact.ok(
-        acr_facts.combined_replication(views), source="arm:Replications_List"
-    )
-    facts[LOGGING] = _sub_fact(
-        views, "diagnostic_settings", "arm:DiagnosticSettings_List", GRANT_MONITORING_READER
-    ) or Fact.ok(acr_facts.combined_logging(views), source="arm:DiagnosticSettings_List")
-    credentials = _sub_fact(views, "tokens", "arm:Tokens_List", GRANT_READER) or _sub_fact(
-        views, "scope_maps", "arm:ScopeMaps_List", GRANT_READER
-    )
-    facts[CREDENTIALS] = credentials or Fact.ok(
-        tuple(c for v in views for c in acr_facts.token_credentials(v)), source="arm:Tokens_List"
-    )
-    return facts
-
-
-def _sub_fact(views: Sequence[RegistryView], key: str, source: str, grant: str) -> Fact[Any] | None:
-    """None when every registry's `key` sub-resource was read; else the fact that says why not."""
-    problems = [v.errors[key] for v in views if key in v.errors]
-    if not problems:
-        return None
-    detail = "; ".join(p.removeprefix("forbidden: ") for p in problems[:3])
-    if all(p.startswith("forbidden: ") for p in problems):
-        return Fact.not_observable(f"{grant} ({detail})", source=source)
-    return Fact.error(detail, source=source)
 
 
 # --------------------------------------------------------------------------

@@ -21,9 +21,15 @@ from datetime import datetime
 from typing import Any
 
 from audits.model import (
+    ADMIN_ACCOUNT,
+    CREDENTIALS,
+    LOGGING,
+    NETWORK_EXPOSURE,
+    REPLICATION,
     AdminAccountFacts,
     CredentialFacts,
     EncryptionSetting,
+    Fact,
     ImmutabilitySetting,
     LoggingFacts,
     NetworkExposureFacts,
@@ -40,6 +46,9 @@ REQUIRED_LOG_CATEGORIES = ("ContainerRegistryLoginEvents", "ContainerRegistryRep
 COVERING_CATEGORY_GROUPS = frozenset({"allLogs", "audit"})
 # Scope-map actions that let a token push or delete.
 WRITE_ACTIONS = ("/content/write", "/content/delete", "/metadata/write")
+GRANT_READER = "grant Reader on the subscription or resource group to read registry settings"
+GRANT_MONITORING_READER = "grant Monitoring Reader on the registry to read its diagnostic settings"
+GRANT_ACR_PULL = "grant AcrPull on the registry to list its repositories and tags"
 
 
 @dataclass(frozen=True)
@@ -323,3 +332,42 @@ def tag_locks(listing: RepositoryListing) -> ImmutabilitySetting:
     if unlocked:
         detail += f"; writable: {', '.join(unlocked[:5])}"
     return ImmutabilitySetting(immutable=not unlocked, detail=detail)
+
+
+# --------------------------------------------------------------------------
+# Registry-level facts of the selected registries
+# --------------------------------------------------------------------------
+
+
+def registry_facts(views: Sequence[RegistryView]) -> dict[str, Fact[Any]]:
+    """The registry-level facts of the selected registries (each aggregated: one
+    weak registry makes the target's fact weak, and the detail names it)."""
+    source = "arm:Registries_List"
+    facts: dict[str, Fact[Any]] = {
+        ADMIN_ACCOUNT: Fact.ok(admin_account(views), source=source),
+        NETWORK_EXPOSURE: Fact.ok(combined_exposure(views), source=source),
+    }
+    facts[REPLICATION] = _sub_fact(views, "replications", "arm:Replications_List", GRANT_READER) or Fact.ok(
+        combined_replication(views), source="arm:Replications_List"
+    )
+    facts[LOGGING] = _sub_fact(
+        views, "diagnostic_settings", "arm:DiagnosticSettings_List", GRANT_MONITORING_READER
+    ) or Fact.ok(combined_logging(views), source="arm:DiagnosticSettings_List")
+    credentials = _sub_fact(views, "tokens", "arm:Tokens_List", GRANT_READER) or _sub_fact(
+        views, "scope_maps", "arm:ScopeMaps_List", GRANT_READER
+    )
+    facts[CREDENTIALS] = credentials or Fact.ok(
+        tuple(c for v in views for c in token_credentials(v)), source="arm:Tokens_List"
+    )
+    return facts
+
+
+def _sub_fact(views: Sequence[RegistryView], key: str, source: str, grant: str) -> Fact[Any] | None:
+    """None when every registry's `key` sub-resource was read; else the fact that says why not."""
+    problems = [v.errors[key] for v in views if key in v.errors]
+    if not problems:
+        return None
+    detail = "; ".join(p.removeprefix("forbidden: ") for p in problems[:3])
+    if all(p.startswith("forbidden: ") for p in problems):
+        return Fact.not_observable(f"{grant} ({detail})", source=source)
+    return Fact.error(detail, source=source)

@@ -19,7 +19,7 @@ from policy.declared_ecr import (
     DeclaredResource,
     declare,
 )
-from policy.policies import UNMANAGED_POLICY, build_policies
+from policy.policies import UNMANAGED_POLICY, build_policies, declarers, declared_state_rules
 from tests.policy.conftest import ENVS, STACKS, Violation, replace_resources, validate_all, with_inputs
 from tests.pulumi.mocks import ProgramRun, RegisteredResource, run_program, stack_config
 
@@ -84,8 +84,10 @@ def test_two_policies_per_declared_rule_named_after_it() -> None:
     policies = build_policies()
     rules = catalog()
     by_name = {p.name: p for p in policies}
-    assert len(by_name) == len(policies) == 2 * len(DECLARED_STATE_RULES) + 1
-    for rule_id in DECLARED_STATE_RULES:
+    every_declared = declared_state_rules()  # each kind's declarer adds its rules and one unmanaged check
+    assert set(DECLARED_STATE_RULES) <= set(every_declared)
+    assert len(by_name) == len(policies) == 2 * len(every_declared) + len(declarers())
+    for rule_id in every_declared:
         mandatory, advisory = by_name[rule_id.lower()], by_name[f"{rule_id.lower()}-advisory"]
         assert mandatory.enforcement_level is EnforcementLevel.MANDATORY
         assert advisory.enforcement_level is EnforcementLevel.ADVISORY
