@@ -4,7 +4,6 @@ URN, preview unknowns stay quiet."""
 
 from __future__ import annotations
 
-
 import pytest
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
@@ -73,4 +72,3 @@ def test_a_value_unknown_at_preview_stays_quiet(prod_run: ProgramRun) -> None:
 def test_no_registry_means_nothing_to_report() -> None:
     bucket = RegisteredResource("azure-native:storage:StorageAccount", "logs", "urn:pulumi:p::p::x::logs", "", {}, True)
     assert declare(_declared([bucket])) is None
-

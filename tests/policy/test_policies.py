@@ -19,7 +19,7 @@ from policy.declared_ecr import (
     DeclaredResource,
     declare,
 )
-from policy.policies import UNMANAGED_POLICY, build_policies, declarers, declared_state_rules
+from policy.policies import UNMANAGED_POLICY, build_policies, declared_state_rules, declarers
 from tests.policy.conftest import ENVS, STACKS, Violation, replace_resources, validate_all, with_inputs
 from tests.pulumi.mocks import ProgramRun, RegisteredResource, run_program, stack_config
 
