@@ -14,15 +14,24 @@ Each is its own audit target, so every registry-wide finding names one registry.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sandbox.acr_emulator import AcrEmulator, EmulatedRegistry, Faults
-from sandbox.process import StopsOnExit
+from sandbox.process import StopsOnExit, child_alive, spawn, stop_child
 
 SUBSCRIPTION_ID = "8f3c2a1e-4b5d-4c6e-9f70-1a2b3c4d5e6f"
+STATE_FILE = "acr-estate.json"
+READY_TIMEOUT_S = 30.0
 RESOURCE_GROUP = "rg-registries"
 WORKSPACE = (
     f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/rg-monitoring/providers/"
@@ -178,38 +187,86 @@ def _private_endpoint(registry: str) -> dict[str, Any]:
 
 @dataclass
 class AcrEstate(StopsOnExit):
-    """The running emulator as one sandbox service (`name`, `targets`, `env`, `pids`, `stop`)."""
+    """The emulated subscription as one sandbox service (`name`, `targets`, `env`, `pids`, `stop`):
+    in this process (`emulator` set) or, detached, in a child process of its own (`process`)."""
 
-    emulator: AcrEmulator
+    targets: list[dict[str, Any]]
+    env: dict[str, str]
+    emulator: AcrEmulator | None = None
+    process: subprocess.Popen[bytes] | None = None
+    pid: int | None = None
     name: str = "acr"
 
     @property
-    def targets(self) -> list[dict[str, Any]]:
-        return [
-            self.emulator.target(f"acr-{registry}", [registry], public_repositories=[])
-            for registry in self.emulator.registries
-        ]
-
-    @property
-    def env(self) -> dict[str, str]:
-        """The emulated service principal's id and secret (a sandbox-only value)."""
-        return self.emulator.env()
-
-    @property
     def pids(self) -> list[int]:
-        return []  # threads of this process
+        return [self.pid] if self.pid is not None else []
 
     def alive(self) -> bool:
-        return bool(self.emulator.base_url)
+        if self.pid is not None:
+            return child_alive(self.process, self.pid, None)
+        return self.emulator is not None and bool(self.emulator.base_url)
 
     def stop(self) -> None:
-        self.emulator.stop()
+        if self.emulator is not None:
+            self.emulator.stop()
+        if self.pid is not None:
+            stop_child(self.process, self.pid, None)
 
 
-def start_acr_estate(workdir: Path, *, detach: bool = False, faults: Faults | None = None) -> AcrEstate:
-    """Start the emulated subscription with a compliant and a weak registry.
-    The emulator runs in this process's threads, so `detach` cannot keep it running
-    after this process ends; `sandbox up` serves it for as long as it runs."""
+def demo_emulator(workdir: Path, faults: Faults | None = None) -> AcrEmulator:
+    """The emulator holding the demo subscription, started."""
     registries = [compliant_registry(), weak_registry()]
-    emulator = AcrEmulator(workdir, SUBSCRIPTION_ID, registries, faults=faults).start()
-    return AcrEstate(emulator)
+    return AcrEmulator(workdir, SUBSCRIPTION_ID, registries, faults=faults).start()
+
+
+def _service_of(emulator: AcrEmulator) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """One audit target per registry, so each registry-wide finding names one registry."""
+    targets = [emulator.target(f"acr-{name}", [name]) for name in emulator.registries]
+    return targets, emulator.env()
+
+
+def start_acr_estate(workdir: Path, *, detach: bool = False) -> AcrEstate:
+    """Start the emulated subscription with a compliant and a weak registry: in this
+    process's threads, or (`detach`, for `sandbox up`) in a child process that
+    outlives this one until it is sent SIGTERM."""
+    if not detach:
+        emulator = demo_emulator(workdir / "acr")
+        targets, env = _service_of(emulator)
+        return AcrEstate(targets, env, emulator=emulator)
+    state = workdir / "acr" / STATE_FILE
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.unlink(missing_ok=True)
+    with (workdir / "acr" / "emulator.log").open("ab") as log:
+        proc = spawn([sys.executable, "-m", "sandbox.acr_estate", str(workdir / "acr")], log=log, detach=True)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not state.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_child(proc, proc.pid, None)
+            raise RuntimeError(f"the ACR emulator did not start (see {workdir / 'acr' / 'emulator.log'})")
+        time.sleep(0.05)
+    served = json.loads(state.read_text(encoding="utf-8"))
+    return AcrEstate(served["targets"], served["env"], process=proc, pid=proc.pid)
+
+
+def _serve(directory: Path) -> None:
+    """The detached child: serve the demo subscription until SIGTERM/SIGINT."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    emulator = demo_emulator(directory)
+    try:
+        targets, env = _service_of(emulator)
+        tmp = directory / f".{STATE_FILE}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the emulated client secret
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({"targets": targets, "env": env}, out)
+        tmp.replace(directory / STATE_FILE)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+        (directory / STATE_FILE).unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    _serve(Path(sys.argv[1]))

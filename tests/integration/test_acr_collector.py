@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,17 @@ def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcrEstate]:
         running.stop()
 
 
-def _collect(emulator: AcrEmulator, entry: dict[str, Any], **options: Any) -> TargetFacts:
-    saved = {k: os.environ.get(k) for k in emulator.env()}
-    os.environ.update(emulator.env())
+def _emulator(estate: AcrEstate) -> AcrEmulator:
+    assert estate.emulator is not None
+    return estate.emulator
+
+
+@contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
-        return acr.collect(AcrTarget.model_validate(entry), CollectOptions(**options))
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
@@ -61,14 +68,19 @@ def _collect(emulator: AcrEmulator, entry: dict[str, Any], **options: Any) -> Ta
                 os.environ[key] = value
 
 
+def _collect(emulator: AcrEmulator, entry: dict[str, Any], **options: Any) -> TargetFacts:
+    with _env(emulator.env()):
+        return acr.collect(AcrTarget.model_validate(entry), CollectOptions(**options))
+
+
 @pytest.fixture(scope="module")
 def compliant(estate: AcrEstate) -> TargetFacts:
-    return _collect(estate.emulator, estate.emulator.target("prod", ["contosoprod"]))
+    return _collect(_emulator(estate), _emulator(estate).target("prod", ["contosoprod"]))
 
 
 @pytest.fixture(scope="module")
 def weak(estate: AcrEstate) -> TargetFacts:
-    return _collect(estate.emulator, estate.emulator.target("weak", ["contosoweak"]))
+    return _collect(_emulator(estate), _emulator(estate).target("weak", ["contosoweak"]))
 
 
 def _findings(facts: TargetFacts, environment: str = "prod") -> dict[tuple[str, str], Status]:
@@ -79,8 +91,8 @@ def _findings(facts: TargetFacts, environment: str = "prod") -> dict[tuple[str, 
 def test_every_request_and_response_was_documented(
     estate: AcrEstate, compliant: TargetFacts, weak: TargetFacts
 ) -> None:
-    assert estate.emulator.violations == []
-    arm = [line for plane, line in estate.emulator.requests if plane == "arm" and "/subscriptions/" in line]
+    assert _emulator(estate).violations == []
+    arm = [line for plane, line in _emulator(estate).requests if plane == "arm" and "/subscriptions/" in line]
     assert arm and all("api-version=2025-11-01" in line or "api-version=2021-05-01-preview" in line for line in arm)
 
 
@@ -220,3 +232,16 @@ def test_a_named_registry_that_does_not_exist_makes_the_target_incomplete(faulty
     record = CollectionRecord()
     _collect(faulty, faulty.target("prod", ["contosoprod", "missingone"]), published=record)
     assert any("missingone" in gap for gap in record.gaps())
+
+
+def test_a_detached_estate_outlives_its_caller_until_stopped(tmp_path: Path) -> None:
+    """`sandbox up`: the emulator runs in its own process; its targets answer; stop ends it."""
+    detached = start_acr_estate(tmp_path, detach=True)
+    try:
+        assert detached.pids and detached.alive()
+        with _env(detached.env):
+            facts = acr.collect(AcrTarget.model_validate(detached.targets[0]), CollectOptions())
+        assert facts.facts[ADMIN_ACCOUNT].state is FactState.OK
+    finally:
+        detached.stop()
+    assert not detached.alive()
