@@ -91,6 +91,7 @@ class EmulatedRegistry:
     scope_maps: dict[str, list[str]] = field(default_factory=dict)  # name -> actions
     diagnostic_settings: list[dict[str, Any]] = field(default_factory=list)  # ARM `properties` of each
     repositories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # "repo:reference" -> manifest JSON
     login_server: str = ""
 
     def resource_id(self, subscription: str) -> str:
@@ -402,9 +403,15 @@ class AcrEmulator(StopsOnExit):
         return 200, {"access_token": token}
 
     def authorized(self, registry: str, header: str | None, scope: str) -> bool:
+        """The token was issued by this registry for `scope` (`type:name:action`) or for
+        the same resource with a list of actions that includes it (`...:metadata_read,pull`)."""
         with self._lock:
             granted = self._access_tokens.get((header or "").removeprefix("Bearer ").strip())
-        return granted == (registry, scope)
+        if granted is None or granted[0] != registry:
+            return False
+        wanted, _, action = scope.rpartition(":")
+        resource, _, actions = granted[1].rpartition(":")
+        return resource == wanted and action in actions.split(",")
 
     def catalog(self, registry: str, query: Mapping[str, str]) -> tuple[dict[str, Any], str | None]:
         names = sorted(self.registries[registry].repositories)
@@ -527,12 +534,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._checked(spec, method, path, *emulator.access_token(registry, form))
             return
         tags = re.fullmatch(r"/acr/v1/([^/]+)/_tags", path)
-        repository = unquote(tags[1]) if tags else None
+        manifest = re.fullmatch(r"/v2/([^/]+)/manifests/([^/]+)", path)
+        known = emulator.registries[registry]
+        answer: Callable[[], tuple[Any, str | None]]
         if path == "/acr/v1/_catalog":
             scope, answer = "registry:catalog:*", lambda: emulator.catalog(registry, query)
-        elif repository is not None and repository in emulator.registries[registry].repositories:
+        elif tags and (repository := unquote(tags[1])) in known.repositories:
             scope = f"repository:{repository}:metadata_read"
-            answer = lambda: emulator.tags(registry, repository, query)  # noqa: E731 - one branch of two
+            answer = lambda: emulator.tags(registry, repository, query)  # noqa: E731 - one branch of three
+        elif manifest and f"{unquote(manifest[1])}:{unquote(manifest[2])}" in known.manifests:
+            scope = f"repository:{unquote(manifest[1])}:pull"
+            answer = lambda: (known.manifests[f"{unquote(manifest[1])}:{unquote(manifest[2])}"], None)  # noqa: E731
         else:
             self._checked(
                 spec, method, path, 404, {"errors": [{"code": "NAME_UNKNOWN", "message": "no such repository"}]}
@@ -544,7 +556,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         body, link = answer()
-        self._checked(spec, method, path, 200, body, {"Link": link} if link else {})
+        headers = {"Link": link} if link else {}
+        if manifest:
+            headers["Content-Type"] = str(body.get("mediaType", "application/vnd.oci.image.manifest.v1+json"))
+        self._checked(spec, method, path, 200, body, headers)
 
     # ---- sending ----
 
@@ -557,12 +572,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, body, headers)
 
     def _send(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        data = json.dumps(body).encode("utf-8")
+        data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        extra = dict(headers or {})
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", extra.pop("Content-Type", "application/json; charset=utf-8"))
         self.send_header("Content-Length", str(len(data)))
         self.send_header("x-ms-request-id", str(uuid.uuid4()))
-        for key, value in (headers or {}).items():
+        for key, value in extra.items():
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)

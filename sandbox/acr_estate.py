@@ -26,8 +26,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from audits.vocabulary import cosign_artifact
 from sandbox.acr_emulator import AcrEmulator, EmulatedRegistry, Faults
+from sandbox.ecr_estate import ESTATE_KEY
 from sandbox.process import StopsOnExit, child_alive, spawn, stop_child
+from sandbox.signing import generate_key_pair, signature_for
 
 SUBSCRIPTION_ID = "8f3c2a1e-4b5d-4c6e-9f70-1a2b3c4d5e6f"
 STATE_FILE = "acr-estate.json"
@@ -195,6 +198,7 @@ class AcrEstate(StopsOnExit):
     emulator: AcrEmulator | None = None
     process: subprocess.Popen[bytes] | None = None
     pid: int | None = None
+    trusted_key: Path | None = None  # the public key the `.sig` tags verify with
     name: str = "acr"
 
     @property
@@ -213,10 +217,39 @@ class AcrEstate(StopsOnExit):
             stop_child(self.process, self.pid, None)
 
 
-def demo_emulator(workdir: Path, faults: Faults | None = None) -> AcrEmulator:
-    """The emulator holding the demo subscription, started."""
+def demo_emulator(workdir: Path, faults: Faults | None = None, private_key: Path | None = None) -> AcrEmulator:
+    """The emulator holding the demo subscription, started, its `.sig` tags holding real
+    cosign signatures made with `private_key` (the estate's release key when there is one)."""
     registries = [compliant_registry(), weak_registry()]
-    return AcrEmulator(workdir, SUBSCRIPTION_ID, registries, faults=faults).start()
+    emulator = AcrEmulator(workdir, SUBSCRIPTION_ID, registries, faults=faults).start()
+    try:
+        key = private_key or release_key(workdir.parent)
+        for registry in emulator.registries.values():
+            sign_registry(registry, key)
+    except BaseException:
+        emulator.stop()
+        raise
+    return emulator
+
+
+def release_key(estate_dir: Path) -> Path:
+    """The estate's release key (what the demo's `trusted_keys` verify), else a new pair here."""
+    if (estate_dir / ESTATE_KEY).is_file():
+        return estate_dir / ESTATE_KEY
+    return generate_key_pair(estate_dir / "acr" / "keys", "cosign").private_key
+
+
+def sign_registry(registry: EmulatedRegistry, private_key: Path) -> None:
+    """Replace each `sha256-<hex>.sig` placeholder with a cosign signature manifest over
+    `<loginServer>/<repo>@sha256:<hex>` (the login server is known once the emulator runs)."""
+    for repository, tags in registry.repositories.items():
+        for entry in tags:
+            artifact = cosign_artifact(str(entry["name"]))
+            if artifact is None or artifact[1] != "sig":
+                continue
+            tag_name, manifest = signature_for(registry.login_server, repository, artifact[0], private_key)
+            registry.manifests[f"{repository}:{tag_name}"] = json.loads(manifest.data)
+            entry["digest"] = manifest.digest
 
 
 def _service_of(emulator: AcrEmulator) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -230,9 +263,10 @@ def start_acr_estate(workdir: Path, *, detach: bool = False) -> AcrEstate:
     process's threads, or (`detach`, for `sandbox up`) in a child process that
     outlives this one until it is sent SIGTERM."""
     if not detach:
-        emulator = demo_emulator(workdir / "acr")
+        key = release_key(workdir)
+        emulator = demo_emulator(workdir / "acr", private_key=key)
         targets, env = _service_of(emulator)
-        return AcrEstate(targets, env, emulator=emulator)
+        return AcrEstate(targets, env, emulator=emulator, trusted_key=key.with_suffix(".pub"))
     state = workdir / "acr" / STATE_FILE
     state.parent.mkdir(parents=True, exist_ok=True)
     state.unlink(missing_ok=True)

@@ -19,7 +19,8 @@ token (`POST /oauth2/exchange`, once per registry), which buys access tokens
 repository for `repository:<name>:metadata_read`; then `/acr/v1/_catalog` and, per
 repository, `/acr/v1/<name>/_tags` (tag digests, times, `writeEnabled` /
 `deleteEnabled` locks and cosign `.sig` tags). Two requests per repository with up
-to 100 tags.
+to 100 tags; with trusted keys, one more per `.sig` tag: its signature manifest
+(`/v2/<name>/manifests/<tag>`, the OCI API) verified against cosign's canonical payload.
 
 Every listing is bounded (`MAX_PAGES`): a `nextLink` / `Link` that never ends is an
 error, not a hang. A 403 makes the affected facts `not_observable` naming the role
@@ -48,7 +49,7 @@ from azure.core.rest import HttpRequest
 from azure.identity import ClientSecretCredential, DefaultAzureCredential
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
-from audits.collectors import acr_facts
+from audits.collectors import acr_facts, cosign
 from audits.collectors.acr_facts import GRANT_ACR_PULL, GRANT_READER, RegistryView, RepositoryListing, registry_facts
 from audits.collectors.base import CollectOptions, RequestCounter
 from audits.model import (
@@ -77,6 +78,7 @@ from audits.model import (
     utcnow,
 )
 from audits.targets import AcrTarget
+from audits.vocabulary import cosign_artifact
 
 T = TypeVar("T")
 
@@ -91,6 +93,7 @@ MAX_RETRY_AFTER_S = 10.0  # a Retry-After longer than this is not waited for
 DATA_PLANE_ATTEMPTS = 3
 REGISTRY_SCOPE = "https://containerregistry.azure.net/.default"
 DIAGNOSTICS_API = "2021-05-01-preview"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
 ALL_FACTS = (
@@ -476,11 +479,47 @@ class DataPlane:
         names = self.paged("/acr/v1/_catalog", {"n": CATALOG_PAGE}, token, "repositories")
         return [n for n in names if isinstance(n, str)]
 
-    def tags(self, repository: str) -> list[dict[str, Any]]:
-        token = self.access_token(f"repository:{repository}:metadata_read")
+    def tags(self, repository: str, *, pull: bool = False) -> tuple[list[dict[str, Any]], str]:
+        """The repository's `_tags` entries and the access token used (with `pull` when
+        signature manifests are to be read with it too)."""
+        actions = "metadata_read,pull" if pull else "metadata_read"
+        token = self.access_token(f"repository:{repository}:{actions}")
         # The name is one path segment, `/` included (`team%2Fapp`), as the API describes `{name}`.
         found = self.paged(f"/acr/v1/{quote(repository, safe='')}/_tags", {"n": TAGS_PAGE}, token, "tags")
-        return [t for t in found if isinstance(t, dict)]
+        return [t for t in found if isinstance(t, dict)], token
+
+    def manifest(self, repository: str, reference: str, token: str) -> dict[str, Any]:
+        path = f"/v2/{quote(repository, safe='')}/manifests/{quote(reference, safe='')}"
+        headers = {"Authorization": f"Bearer {token}", "Accept": OCI_MANIFEST}
+        body = self._send("GET", path, headers=headers).json()
+        if not isinstance(body, dict):
+            raise ValueError(f"{path}: the manifest is not a JSON object")
+        return body
+
+
+def verify_signature(
+    plane: DataPlane, repository: str, signature_tag: str, token: str, ring: cosign.KeyRing
+) -> tuple[cosign.Verification, ...]:
+    """Read one cosign signature manifest (one request) and verify each signature layer.
+    The payload is cosign's canonical document for `<login server>/<repo>@<digest>`
+    when the layer's digest says so, so no blob is downloaded; any other payload is
+    reported as not verified rather than guessed at."""
+    artifact = cosign_artifact(signature_tag)
+    if artifact is None:
+        return ()
+    subject = artifact[0]
+    read = _attempt(lambda: plane.manifest(repository, signature_tag, token))
+    if read.value is None:
+        return (cosign.Verification(None, error=f"signature manifest could not be read: {read.error}"),)
+    payload = cosign.canonical_payload(f"{plane.service}/{repository}", subject)
+    checks = []
+    for layer in cosign.signature_layers(read.value):
+        if layer.get("digest") != cosign.sha256_digest(payload):
+            checks.append(cosign.Verification(None, error="the signed payload is not cosign's canonical document"))
+            continue
+        signature = str(layer["annotations"][cosign.SIGNATURE_ANNOTATION])
+        checks.append(cosign.verify(payload, signature, subject, ring))
+    return tuple(checks)
 
 
 def _token_field(response: httpx.Response, name: str) -> str:
@@ -520,9 +559,11 @@ def _repository_facts(
     ]
     listings = options.cap_repositories(selected, name=lambda r: r.qualified)
     options.report("acr repositories", 0, len(listings))
-    read = list(pool.map(lambda r: _with_tags(planes[r.registry], r), listings))
+    ring = cosign.load_keys(options.trusted_keys)
+    read = list(pool.map(lambda r: _with_tags(planes[r.registry], r, ring), listings))
     options.report("acr repositories", len(read), len(read))
-    return _assemble(views, read, target) | _retention_and_encryption(views, read)
+    unverified = None if ring.configured else "no trusted key configured"
+    return _assemble(views, read, target, unverified) | _retention_and_encryption(views, read)
 
 
 def _selected(qualified: str, repo: str, target: AcrTarget) -> bool:
@@ -531,15 +572,25 @@ def _selected(qualified: str, repo: str, target: AcrTarget) -> bool:
     )
 
 
-def _with_tags(plane: DataPlane, listing: RepositoryListing) -> RepositoryListing:
-    outcome = _attempt(lambda: plane.tags(listing.name))
+def _with_tags(plane: DataPlane, listing: RepositoryListing, ring: cosign.KeyRing) -> RepositoryListing:
+    """Two requests (token, `_tags`), plus one per `.sig` tag when there are keys to verify with."""
+    outcome = _attempt(lambda: plane.tags(listing.name, pull=ring.configured))
     if outcome.value is None:
         return replace(listing, error=f"_tags: {outcome.error}")
-    return replace(listing, tags=outcome.value)
+    tags, token = outcome.value
+    checks: dict[str, tuple[cosign.Verification, ...]] = {}
+    if ring.configured:
+        for name in (str(t.get("name", "")) for t in tags):
+            if (artifact := cosign_artifact(name)) is not None and artifact[1] == "sig":
+                checks[name] = verify_signature(plane, listing.name, name, token, ring)
+    return replace(listing, tags=tags, verifications=checks)
 
 
 def _assemble(
-    views: Sequence[RegistryView], listings: Sequence[RepositoryListing], target: AcrTarget
+    views: Sequence[RegistryView],
+    listings: Sequence[RepositoryListing],
+    target: AcrTarget,
+    unverified_reason: str | None,
 ) -> dict[str, Fact[Any]]:
     anonymous = {v.name: v.properties.get("anonymousPullEnabled") is True for v in views}
     hosts = {v.name: v.login_server for v in views}
@@ -549,6 +600,7 @@ def _assemble(
             anonymous_pull=anonymous[listing.registry],
             declared_patterns=target.public_repositories,
             source=f"{hosts[listing.registry]}/acr/v1/{listing.name}/_tags",
+            unverified_reason=unverified_reason,
         )
         for listing in listings
     )

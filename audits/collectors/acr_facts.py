@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from audits.collectors import cosign
 from audits.model import (
     ADMIN_ACCOUNT,
     CREDENTIALS,
@@ -280,6 +281,7 @@ class RepositoryListing:
     name: str
     tags: Sequence[Mapping[str, Any]] = ()
     error: str | None = None
+    verifications: Mapping[str, Sequence[cosign.Verification]] = field(default_factory=dict)  # by `.sig` tag
 
     @property
     def qualified(self) -> str:
@@ -296,17 +298,25 @@ def _signatures_by_subject(names: Iterable[str]) -> dict[str, list[SignatureFact
 
 
 def repository_facts(
-    listing: RepositoryListing, *, anonymous_pull: bool, declared_patterns: Sequence[str], source: str
+    listing: RepositoryListing,
+    *,
+    anonymous_pull: bool,
+    declared_patterns: Sequence[str],
+    source: str,
+    unverified_reason: str | None = None,
 ) -> RepositoryFacts:
     names = [str(t.get("name", "")) for t in listing.tags]
-    signatures = _signatures_by_subject(names)
+    signatures = {
+        subject: _verified(found, listing.verifications, unverified_reason)
+        for subject, found in _signatures_by_subject(names).items()
+    }
     tags = tuple(
         TagFacts(
             name=str(t.get("name", "")),
             digest=str(t.get("digest")) if t.get("digest") else None,
             media_type=None,
             pushed_at=parse_time(t.get("lastUpdateTime")) or parse_time(t.get("createdTime")),
-            signatures=tuple(signatures.get(str(t.get("digest")), ())),
+            signatures=signatures.get(str(t.get("digest")), ()),
         )
         for t in listing.tags
     )
@@ -319,6 +329,25 @@ def repository_facts(
         error=listing.error,
         source=source,
     )
+
+
+def _verified(
+    found: Sequence[SignatureFacts],
+    checks: Mapping[str, Sequence[cosign.Verification]],
+    unverified_reason: str | None,
+) -> tuple[SignatureFacts, ...]:
+    """One SignatureFacts per signature layer that was checked; a signature manifest
+    with no signature layer is no signature."""
+    out: list[SignatureFacts] = []
+    for sig in found:
+        if sig.reference not in checks:
+            out.append(replace(sig, verify_error=unverified_reason))
+            continue
+        out.extend(
+            replace(sig, verified=c.verified, verified_by=c.verified_by, verify_error=c.error)
+            for c in checks[sig.reference]
+        )
+    return tuple(out)
 
 
 def tag_locks(listing: RepositoryListing) -> ImmutabilitySetting:

@@ -36,6 +36,7 @@ from audits.rules.registry import RuleContext, catalog
 from audits.targets import AcrTarget
 from sandbox.acr_emulator import AcrEmulator, EmulatedRegistry, Faults
 from sandbox.acr_estate import SUBSCRIPTION_ID, AcrEstate, compliant_registry, start_acr_estate, weak_registry
+from sandbox.signing import generate_key_pair
 
 pytestmark = pytest.mark.integration
 
@@ -83,8 +84,11 @@ def weak(estate: AcrEstate) -> TargetFacts:
     return _collect(_emulator(estate), _emulator(estate).target("weak", ["contosoweak"]))
 
 
-def _findings(facts: TargetFacts, environment: str = "prod") -> dict[tuple[str, str], Status]:
-    found = judge(facts, RuleContext(environment=environment, target_name=facts.target), catalog())
+def _findings(
+    facts: TargetFacts, environment: str = "prod", trusted_keys: tuple[str, ...] = ()
+) -> dict[tuple[str, str], Status]:
+    context = RuleContext(environment=environment, target_name=facts.target, trusted_keys=trusted_keys)
+    found = judge(facts, context, catalog())
     return {(f.rule, f.resource): f.status for f in found}
 
 
@@ -245,3 +249,16 @@ def test_a_detached_estate_outlives_its_caller_until_stopped(tmp_path: Path) -> 
     finally:
         detached.stop()
     assert not detached.alive()
+
+
+def test_cosign_signatures_verify_with_the_trusted_key_and_not_with_another(estate: AcrEstate, tmp_path: Path) -> None:
+    emulator = _emulator(estate)
+    assert estate.trusted_key is not None
+    entry = emulator.target("prod", ["contosoprod"])
+    trusted = (str(estate.trusted_key),)
+    statuses = _findings(_collect(emulator, entry, trusted_keys=trusted), trusted_keys=trusted)
+    assert statuses[("RG-SIGN-002", "contosoprod/payments/api:1.4.2")] is Status.PASS
+    other = (str(generate_key_pair(tmp_path, "other").public_key),)
+    bad = _findings(_collect(emulator, entry, trusted_keys=other), trusted_keys=other)
+    assert bad[("RG-SIGN-002", "contosoprod/payments/api:1.4.2")] is Status.FAIL
+    assert emulator.violations == []
