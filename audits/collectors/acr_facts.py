@@ -123,9 +123,11 @@ def network_exposure(registry: RegistryView) -> NetworkExposureFacts:
     bypass = str(props.get("networkRuleBypassOptions", "AzureServices"))
     endpoints = private_endpoints(registry)
     reachable = (public == "Enabled" and default_action == "Allow") or bypass == "AzureServices"
+    sku = _mapping(registry.resource, "sku").get("name", "?")
     detail = (
-        f"{registry.name}: publicNetworkAccess={public}, defaultAction={default_action}, "
-        f"ipRules={len(ip_rules)}, networkRuleBypassOptions={bypass}, private endpoints approved={len(endpoints)}"
+        f"{registry.name} ({sku}): publicNetworkAccess={public}, defaultAction={default_action}, "
+        f"ipRules={len(ip_rules)}, networkRuleBypassOptions={bypass}, private endpoints approved={len(endpoints)}; "
+        f"{policy_summary(registry)}"
     )
     return NetworkExposureFacts(publicly_reachable=reachable, detail=detail)
 
