@@ -103,6 +103,7 @@ class Faults:
     forbidden_diagnostics: set[str] = field(default_factory=set)  # registries whose diagnostic settings answer 403
     forbidden_data_plane: set[str] = field(default_factory=set)  # registries whose token exchange answers 403
     throttle_first_arm: int = 0  # the first N ARM requests answer 429 with Retry-After
+    throttle_first_data: int = 0  # the first N data-plane requests answer 429 with Retry-After
     retry_after_s: int = 1
     broken_registry: str | None = None  # every sub-resource of this registry answers 500
     endless_registry_list: bool = False  # Registries_List always has a nextLink (to itself)
@@ -146,6 +147,7 @@ class AcrEmulator(StopsOnExit):
         self._access_tokens: dict[str, tuple[str, str]] = {}  # ACR access token -> (registry, scope)
         self._lock = threading.Lock()
         self._arm_count = 0
+        self._data_count = 0
         self._servers: list[ThreadingHTTPServer] = []
         self.base_url = ""
         self.ca_file = Path()
@@ -244,6 +246,11 @@ class AcrEmulator(StopsOnExit):
         with self._lock:
             self._arm_count += 1
             return self._arm_count <= self.faults.throttle_first_arm
+
+    def data_throttled(self) -> bool:
+        with self._lock:
+            self._data_count += 1
+            return self._data_count <= self.faults.throttle_first_data
 
     def arm_answer(self, path: str) -> tuple[int, Any]:
         """(status, body) of a documented, authorized ARM GET."""
@@ -527,6 +534,10 @@ class _Handler(BaseHTTPRequestHandler):
         emulator, registry = self.emulator, str(self.registry)
         spec = emulator.specs["data"]
         spec.check_request(method, path, query)
+        if emulator.data_throttled():
+            body = {"errors": [{"code": "TOOMANYREQUESTS", "message": "too many requests"}]}
+            self._checked(spec, method, path, 429, body, {"Retry-After": str(emulator.faults.retry_after_s)})
+            return
         if path == "/oauth2/exchange":
             self._checked(spec, method, path, *emulator.exchange(registry, form))
             return

@@ -185,6 +185,17 @@ def test_429_with_retry_after_is_waited_for_and_retried(faulty: AcrEmulator) -> 
     assert all(f.state is not FactState.ERROR for f in facts.facts.values())
 
 
+@pytest.mark.parametrize("faulty", [Faults(throttle_first_data=2, retry_after_s=1)], indirect=True)
+def test_429_on_the_data_plane_is_waited_for_and_retried(faulty: AcrEmulator) -> None:
+    started = time.monotonic()
+    facts = _collect(faulty, faulty.target("prod", ["contosoprod"]))
+    assert time.monotonic() - started >= 1.0
+    repos = facts.facts[REPOSITORIES]
+    assert repos.state is FactState.OK and repos.value and not any(r.error for r in repos.value)
+    throttled = [line for plane, line in faulty.requests if plane == "data"]
+    assert throttled[0] == throttled[1] == throttled[2]  # the same exchange, answered 429 twice, then served
+
+
 @pytest.mark.parametrize("faulty", [Faults(broken_registry="contosoweak")], indirect=True)
 def test_a_500_on_one_registry_errors_only_what_depends_on_it(faulty: AcrEmulator) -> None:
     broken = _collect(faulty, faulty.target("weak", ["contosoweak"]))
