@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from audits.targets import (
+    AcrTarget,
     DistributionTarget,
     DockerConfigTarget,
     EcrTarget,
@@ -113,6 +114,16 @@ _TABLE: dict[str, Kind] = {
             registry=False,
         ),
         Kind("image-refs", "image references", ImageRefsTarget, "audits.collectors.image_refs", registry=False),
+        Kind(
+            "acr",
+            "Azure Container Registry",
+            AcrTarget,
+            "audits.collectors.acr",
+            registry=True,
+            provisioner="components.acr",
+            declarer="policy.declared_acr",
+            sandbox="sandbox.acr_estate:start_acr_estate",
+        ),
     )
 }
 

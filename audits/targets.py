@@ -202,3 +202,40 @@ class GarTarget(TargetConfig):
         "GAR credentials come from Application Default Credentials: set GOOGLE_APPLICATION_CREDENTIALS to a "
         "service-account key file, or run `gcloud auth application-default login`"
     )
+
+
+class AcrTarget(TargetConfig):
+    """Azure Container Registries of one subscription (optionally one resource group).
+
+    Credentials come from azure-identity: a service principal whose secret is
+    named by `client_secret_env` (with `tenant_id` and `client_id_env`), else
+    DefaultAzureCredential (environment, workload identity, managed identity,
+    Azure CLI). `endpoint_url` / `authority_host` point the SDKs at a sovereign
+    cloud or a local emulator; `ca_file` is the CA bundle both are verified with.
+    """
+
+    subscription_id: str = Field(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        description="the subscription id (a UUID)",
+    )
+    resource_group: str | None = Field(None, min_length=1, max_length=90)
+    registries: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9]{5,50}$")]] = Field(
+        default_factory=list, description="registry names to audit; empty means every registry found"
+    )
+    endpoint_url: str | None = Field(
+        None, pattern=r"^https://[^/\s]+/?$", description="Azure Resource Manager endpoint (sovereign cloud, emulator)"
+    )
+    authority_host: str | None = Field(
+        None, pattern=r"^https://[^/\s]+/?$", description="Microsoft Entra authority (default: AZURE_AUTHORITY_HOST)"
+    )
+    tenant_id: str | None = Field(None, min_length=1)
+    client_id_env: str | None = None
+    client_secret_env: str | None = None
+    ca_file: Path | None = None
+    timeout: float = Field(10.0, gt=0, description="seconds per request (the target's total is `deadline`)")
+
+    path_fields: ClassVar[frozenset[str]] = frozenset({"ca_file"})
+    secret_hint: ClassVar[str] = (
+        "put the service principal's secret in an environment variable and name it with client_secret_env "
+        "(or use DefaultAzureCredential: managed identity, workload identity, `az login`)"
+    )

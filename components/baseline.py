@@ -27,7 +27,8 @@ SCAN_MODES: tuple[str, ...] = get_args(ScanMode)
 
 # ECR's ImageTagMutabilityExclusionFilter pattern; other providers accept a subset.
 _EXCLUSION_RE = re.compile(r"^[0-9A-Za-z._*-]{1,128}$")
-_REGION_RE = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+# AWS regions (us-west-2) and Azure regions (northeurope, westus2).
+_REGION_RE = re.compile(r"^(?:[a-z]{2}(-gov)?-[a-z]+-\d|[a-z]{4,}[0-9]?)$")
 
 
 class BaselineError(ValueError):
@@ -174,7 +175,7 @@ def _check_regions(regions: tuple[str, ...]) -> None:
         raise BaselineError("replicate_to", "expected a list of regions")
     for region in regions:
         if not isinstance(region, str) or not _REGION_RE.match(region):
-            raise BaselineError("replicate_to", f"{region!r} is not a region name like us-west-2")
+            raise BaselineError("replicate_to", f"{region!r} is not a region name like us-west-2 or northeurope")
     if len(set(regions)) != len(regions):
         raise BaselineError("replicate_to", "a region is listed twice")
 

@@ -69,6 +69,33 @@ def is_unknown(value: Any) -> bool:
     return isinstance(value, str) and value in _UNKNOWN_SENTINELS
 
 
+class UnknownAtPreview(Exception):
+    """A value needed for a fact is not known yet (preview); the message is where it sits."""
+
+
+def known(value: Any, where: str) -> Any:
+    """`value` when nothing inside it is unknown; raise `UnknownAtPreview` otherwise."""
+    if is_unknown(value):
+        raise UnknownAtPreview(where)
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            known(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            known(v, f"{where}[{i}]")
+    return value
+
+
+def stack_label(resources: Sequence[DeclaredResource]) -> str:
+    """`pulumi:<project>/<stack>` from a URN (`urn:pulumi:<stack>::<project>::...`):
+    a label for registry-wide verdicts that no repository name can equal."""
+    for r in resources:
+        parts = r.urn.split("::")
+        if len(parts) >= 4 and parts[0].startswith("urn:pulumi:"):
+            return f"pulumi:{parts[1]}/{parts[0].removeprefix('urn:pulumi:')}"
+    return "pulumi:stack"
+
+
 def plain(value: Any) -> Any:
     """Props as plain dicts/lists. CrossGuard wraps props in proxies that raise
     on an unknown value; their `["__target"]` is the wrapped container (the

@@ -91,8 +91,11 @@ from policy.declared import (
     OPT_OUT_PREFIX,
     DeclaredResource,
     Location,
+    UnknownAtPreview,
     is_unknown,
+    known,
     parent_type,
+    stack_label,
 )
 
 KIND = "ecr"
@@ -211,8 +214,9 @@ def _opted_out(resource: DeclaredResource, rule_id: str) -> bool:
 # --------------------------------------------------------------------------
 
 
-class _Unknown(Exception):
-    """A value needed for a fact is not known yet (preview)."""
+_Unknown = UnknownAtPreview  # a value needed for a fact is not known yet (preview)
+_known = known
+_target_name = stack_label
 
 
 def declare(
@@ -282,32 +286,9 @@ def _guarded(build: Callable[[], Any], source: str, at: datetime) -> Fact[Any]:
         return Fact.not_observable(f"{exc} {_AFTER_APPLY}", source=source, at=at)
 
 
-def _known(value: Any, where: str) -> Any:
-    """`value` when nothing inside it is unknown; raise `_Unknown` otherwise."""
-    if is_unknown(value):
-        raise _Unknown(where)
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            _known(v, f"{where}.{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _known(v, f"{where}[{i}]")
-    return value
-
-
 def _repo_name(resource: DeclaredResource) -> str:
     name = resource.props.get("name")
     return name if isinstance(name, str) and name and not is_unknown(name) else resource.name
-
-
-def _target_name(resources: Sequence[DeclaredResource]) -> str:
-    """`pulumi:<project>/<stack>` from a URN (`urn:pulumi:<stack>::<project>::...`):
-    a label for registry-wide verdicts that no ECR repository name can equal."""
-    for r in resources:
-        parts = r.urn.split("::")
-        if len(parts) >= 4 and parts[0].startswith("urn:pulumi:"):
-            return f"pulumi:{parts[1]}/{parts[0].removeprefix('urn:pulumi:')}"
-    return "pulumi:stack"
 
 
 def _stack_environment(resources: Sequence[DeclaredResource]) -> str:

@@ -162,12 +162,20 @@ class ApiSpec:
         return f"{base}/content/{_escape(media)}/schema"
 
     def _deref(self, node: Any) -> Any:
-        while isinstance(node, Mapping) and "$ref" in node and str(node["$ref"]).startswith("#/"):
-            node = self._resolve_pointer(str(node["$ref"])[1:])
+        """Local refs and refs into the extra documents (Azure's common-types parameters)."""
+        while isinstance(node, Mapping) and "$ref" in node:
+            ref = str(node["$ref"])
+            if ref.startswith("#/"):
+                node = self._resolve_pointer(ref[1:])
+            elif ref.startswith(_EXTRA_URI) and "#/" in ref:
+                name, _, pointer = ref[len(_EXTRA_URI) :].partition("#")
+                node = self._resolve_pointer(pointer, self.extra_documents[name])
+            else:
+                break
         return node
 
-    def _resolve_pointer(self, pointer: str) -> Any:
-        node: Any = self.document
+    def _resolve_pointer(self, pointer: str, document: Any = None) -> Any:
+        node: Any = self.document if document is None else document
         for part in pointer.strip("/").split("/"):
             node = node[part.replace("~1", "/").replace("~0", "~")]
         return node
@@ -176,10 +184,26 @@ class ApiSpec:
         """Templates as regexes, literal ones first so `/projects/new` never
         matches `/projects/{id}` when both are documented."""
         routes = []
-        for template in self.document.get("paths", {}):
-            regex = re.sub(r"\\\{[^}/]+\\\}", "[^/]+", re.escape(template))
+        for template, item in self.document.get("paths", {}).items():
+            spans = self._multi_segment_parameters(item)
+            regex = re.sub(
+                r"\\\{([^}/]+)\\\}",
+                lambda m, spans=spans: ".+" if m.group(1) in spans else "[^/]+",
+                re.escape(template),
+            )
             routes.append((re.compile(regex), template))
         return sorted(routes, key=lambda r: (r[1].count("{"), -len(r[1])))
+
+    def _multi_segment_parameters(self, item: Mapping[str, Any]) -> set[str]:
+        """Path parameters Azure marks `x-ms-skip-url-encoding` (a `{resourceUri}` is a
+        whole resource id, slashes and all)."""
+        names = set()
+        for operation in [item, *(v for k, v in item.items() if k in HTTP_METHODS)]:
+            for parameter in operation.get("parameters", ()):
+                resolved = self._deref(parameter)
+                if resolved.get("in") == "path" and resolved.get("x-ms-skip-url-encoding"):
+                    names.add(str(resolved["name"]))
+        return names
 
     @cached_property
     def _validator_class(self) -> Any:

@@ -97,6 +97,13 @@ def _answers_anonymously(status: int | None) -> bool:
                     "baseline=Baseline(public=False))"
                 ),
             ),
+            "acr": Remediation(
+                cli=(
+                    "`az acr update --name <registry> --anonymous-pull-enabled false`; keep public images in a "
+                    "separate registry meant to be public"
+                ),
+                component="AcrRegistryArgs(anonymous_pull_enabled=False)",
+            ),
         },
     )
 )
@@ -222,6 +229,12 @@ def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool)
                     "a proxy in front of it; close it or make it redirect to HTTPS"
                 ),
             ),
+            "acr": Remediation(
+                cli=(
+                    "nothing to change: ACR's token service is the registry's own login server (`/oauth2/token`); "
+                    "clients log in with `az acr login --name <registry>`"
+                ),
+            ),
         },
     )
 )
@@ -310,6 +323,13 @@ def _token_realm(facts: FactView) -> TokenRealmFacts | None:
                     "`roles/artifactregistry.writer` to the CI service account (Workload Identity Federation) rather "
                     "than sharing one key"
                 ),
+            ),
+            "acr": Remediation(
+                cli=(
+                    "`az acr update --name <registry> --admin-enabled false`; give people and pipelines Entra "
+                    "identities with AcrPull/AcrPush, or scope-map tokens"
+                ),
+                component="AcrRegistryArgs(admin_user_enabled=False)",
             ),
         },
     )

@@ -93,6 +93,13 @@ def _credential_evidence(facts: FactView, cred: CredentialFacts, **extra: object
                     "service-account keys: `gcloud iam service-accounts keys delete <key-id> --iam-account <sa>`"
                 ),
             ),
+            "acr": Remediation(
+                cli=(
+                    "`az acr token credential generate --registry <registry> --name <token> --password1 "
+                    "--expiration-in-days 30`"
+                ),
+                component="AcrTokenArgs(password_expiry='<ISO 8601 time at most 90 days away>')",
+            ),
         },
     )
 )
@@ -182,6 +189,14 @@ def _judge_expiry(ctx: RuleContext, facts: FactView, cred: CredentialFacts) -> V
                     "ArtifactRegistryRepositoryArgs(remote=RemoteUpstream(username='<user>', "
                     "password_secret_version='projects/<project>/secrets/<secret>/versions/<new>'))"
                 ),
+            ),
+            "acr": Remediation(
+                cli=(
+                    "rotate: `az acr token credential generate --registry <registry> --name <token> --password2 "
+                    "--expiration-in-days 30`, move clients to the new password, then `az acr token credential delete"
+                    " --registry <registry> --name <token> --password1`"
+                ),
+                component="AcrTokenArgs(password_expiry='<ISO 8601 time at most 90 days away>')",
             ),
         },
     )

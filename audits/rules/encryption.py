@@ -71,6 +71,14 @@ def requires_customer_key(ctx: RuleContext) -> bool:
                     "ArtifactRegistryRepositoryArgs(create_kms_key=True, project_number='<project number>')"
                 ),
             ),
+            "acr": Remediation(
+                cli=(
+                    "a customer-managed key can only be set when the registry is created: `az acr create --name "
+                    "<registry> --resource-group <rg> --sku Premium --key-encryption-key <key-uri> --identity "
+                    "<identity-id>`, then `az acr import` the images"
+                ),
+                component="AcrRegistryArgs(key_vault_key_id='<key-uri>', identity_id='<identity-id>')",
+            ),
         },
     )
 )

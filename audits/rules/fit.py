@@ -66,6 +66,12 @@ from audits.rules.registry import (
                     "docker --dest docker <old>/<repo> <new>/<repo>`)"
                 ),
             ),
+            "acr": Remediation(
+                cli=(
+                    "`regguard recommend --use-case <id>` lists the kinds that fit; plan the move (`az acr import "
+                    "--name <new-registry> --source <old>/<repo>:<tag>`)"
+                ),
+            ),
         },
     )
 )

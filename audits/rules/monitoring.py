@@ -69,6 +69,14 @@ BASELINE_DAYS = 14
                 ),
                 component="ArtifactRegistryProjectArgs(data_access_logs=True)",
             ),
+            "acr": Remediation(
+                cli=(
+                    "`az monitor diagnostic-settings create --name audit --resource <registry-id> --workspace "
+                    "<workspace-id> --logs "
+                    "'[{\"category\":\"ContainerRegistryLoginEvents\",\"enabled\":true},{\"category\":\"ContainerRegistryRepositoryEvents\",\"enabled\":true}]'`"
+                ),
+                component="AcrRegistryArgs(log_analytics_workspace_id='<workspace-id>')",
+            ),
         },
     )
 )
@@ -129,6 +137,14 @@ def access_logged(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     'protoPayload.methodName="Docker-GetManifest"\' --project <project>`; rotate the credentials '
                     "involved"
                 ),
+            ),
+            "acr": Remediation(
+                cli=(
+                    "count pulls per day in Log Analytics (`ContainerRegistryRepositoryEvents | where OperationName "
+                    "== 'Pull' | summarize count() by Repository, bin(TimeGenerated, 1d)`) and alert on spikes with "
+                    "`az monitor scheduled-query create`"
+                ),
+                component="AcrRegistryArgs(log_analytics_workspace_id='<workspace-id>')",
             ),
         },
     )

@@ -54,6 +54,17 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                     "--restricted-services=artifactregistry.googleapis.com`) and pull through Private Google Access"
                 ),
             ),
+            "acr": Remediation(
+                cli=(
+                    "`az acr update --name <registry> --public-network-enabled false --allow-trusted-services false`,"
+                    " and reach it through a private endpoint (`az network private-endpoint create --group-id "
+                    "registry --private-connection-resource-id <registry-id> --subnet <subnet-id> ...`)"
+                ),
+                component=(
+                    "AcrRegistryArgs(public_network_access=False, trusted_services_bypass=False, "
+                    "private_endpoint_subnet_id='<subnet-id>')"
+                ),
+            ),
         },
     )
 )

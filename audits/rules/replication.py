@@ -61,6 +61,12 @@ from audits.rules.registry import (
                 ),
                 component="ArtifactRegistryRepositoryArgs(location='europe')",
             ),
+            "acr": Remediation(
+                cli=(
+                    "on a Premium registry: `az acr replication create --registry <registry> --location <region>`"
+                ),
+                component="AcrRegistryArgs(sku='Premium', baseline=Baseline(replicate_to=('northeurope',)))",
+            ),
         },
         prod_only=True,
     )

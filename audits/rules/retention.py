@@ -58,6 +58,13 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                     "cleanup_dry_run=False)"
                 ),
             ),
+            "acr": Remediation(
+                cli=(
+                    "`az acr config retention update --registry <registry> --status enabled --days 7 --type "
+                    "UntaggedManifests`; remove old tags on a schedule with `acr purge` (an ACR task)"
+                ),
+                component="AcrRegistryArgs(baseline=Baseline(expire_untagged_days=7))",
+            ),
         },
     )
 )

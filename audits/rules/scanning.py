@@ -87,6 +87,12 @@ _SEVERITY_ALIASES = {"informational": Severity.INFO, "negligible": Severity.INFO
                 ),
                 component="ArtifactRegistryRepositoryArgs(baseline=Baseline(scan_mode='continuous'))",
             ),
+            "acr": Remediation(
+                cli=(
+                    "turn on Microsoft Defender for Containers, which scans ACR images on push and continuously: `az "
+                    "security pricing create --name Containers --tier standard`"
+                ),
+            ),
         },
     )
 )
@@ -191,6 +197,13 @@ def newest_tag(repo: RepositoryFacts) -> TagFacts | None:
                     "rebuild on a patched base image and push a new version; list what is affected with `gcloud "
                     "artifacts docker images describe <location>-docker.pkg.dev/<project>/<repository>/<image>:<tag> "
                     "--show-package-vulnerability`"
+                ),
+            ),
+            "acr": Remediation(
+                cli=(
+                    "rebuild on a patched base image and push a new version; list what is affected with `az security "
+                    "sub-assessment list --assessed-resource-id <registry-id> --assessment-name "
+                    "c0b7cfc6-3172-465a-b378-53c7ff2cc0d5`"
                 ),
             ),
         },

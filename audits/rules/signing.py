@@ -112,6 +112,13 @@ def _immutable_note(repo: RepositoryFacts) -> str:
                     "<location>-docker.pkg.dev/<project>/<repository>/<image>@sha256:<digest>`"
                 ),
             ),
+            "acr": Remediation(
+                cli=(
+                    "sign in CI right after the push: `notation sign <registry>.azurecr.io/<repo>@sha256:<digest>` "
+                    "(Notation with Azure Key Vault) or `cosign sign --key <key> "
+                    "<registry>.azurecr.io/<repo>@sha256:<digest>`"
+                ),
+            ),
         },
         prod_only=True,
     )
@@ -173,6 +180,13 @@ def prod_images_signed(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "add the release public key to `trusted_keys` in regguard.yaml, check with `cosign verify --key "
                     "release.pub <location>-docker.pkg.dev/<project>/<repository>/<image>@sha256:<digest>`, and "
                     "re-sign with the release key"
+                ),
+            ),
+            "acr": Remediation(
+                cli=(
+                    "add the release public key to `trusted_keys` in regguard.yaml, check with `cosign verify --key "
+                    "release.pub <registry>.azurecr.io/<repo>@sha256:<digest>`, and re-sign images signed with an "
+                    "unknown key"
                 ),
             ),
         },
@@ -258,6 +272,12 @@ def _judge_verification(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -
                 cli=(
                     "Artifact Registry accepts unsigned pushes: sign in CI (cosign) and enforce at deploy with Binary "
                     "Authorization (`gcloud container binauthz policy import policy.yaml`) or an admission policy"
+                ),
+            ),
+            "acr": Remediation(
+                cli=(
+                    "ACR accepts unsigned pushes and content trust is retired: sign with Notation or cosign and "
+                    "enforce at admission (Ratify with Azure Policy on AKS, Kyverno `verifyImages`)"
                 ),
             ),
         },

@@ -92,6 +92,12 @@ LATEST = "latest"
                     "from CI"
                 ),
             ),
+            "acr": Remediation(
+                cli=(
+                    "`az acr repository untag --name <registry> --image <repo>:latest`, and push only versioned tags "
+                    "from CI"
+                ),
+            ),
         },
         prod_only=True,
     )
@@ -172,6 +178,12 @@ def _latest_references(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "`gcloud artifacts repositories update <repository> --location <location> --immutable-tags`"
                 ),
                 component="ArtifactRegistryRepositoryArgs(baseline=Baseline(immutable_tags=True))",
+            ),
+            "acr": Remediation(
+                cli=(
+                    "lock each release tag after the push: `az acr repository update --name <registry> --image "
+                    "<repo>:<tag> --write-enabled false --delete-enabled false`"
+                ),
             ),
         },
     )
@@ -266,6 +278,13 @@ def _judge_immutability(facts: FactView, name: str, setting: ImmutabilitySetting
                     "<location>-docker.pkg.dev/<project>/<repository>/<image>:1.4.2`), then delete the unversioned "
                     "tag (`gcloud artifacts docker tags delete "
                     "<location>-docker.pkg.dev/<project>/<repository>/<image>:stable`)"
+                ),
+            ),
+            "acr": Remediation(
+                cli=(
+                    "copy the image to a version tag (`az acr import --name <registry> --source "
+                    "<registry>.azurecr.io/<repo>:stable --image <repo>:1.4.2`), then `az acr repository untag --name"
+                    " <registry> --image <repo>:stable`"
                 ),
             ),
         },

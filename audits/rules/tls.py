@@ -98,6 +98,9 @@ def _plain_http_target(facts: FactView, verdict: VerdictFunc, message: str) -> V
                     "answer comes from something placed in front of it; close it or make it redirect to HTTPS"
                 ),
             ),
+            "acr": Remediation(
+                cli="nothing to change: ACR's login server answers only HTTPS (TLS 1.2+)",
+            ),
         },
     )
 )
@@ -172,6 +175,9 @@ def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "Artifact Registry's endpoint carries a Google certificate: a failure means the audit reached "
                     "something else (a proxy or a DNS override); check the host the target resolves to"
                 ),
+            ),
+            "acr": Remediation(
+                cli="nothing to change: ACR's login server answers only HTTPS; use `https://` references",
             ),
         },
     )
@@ -269,6 +275,9 @@ def _days_remaining(ctx: RuleContext, tls: TlsFacts) -> float | None:
                     "Google renews the certificate of Artifact Registry's endpoint; renew the certificate of whatever "
                     "proxy serves your registry name in front of it"
                 ),
+            ),
+            "acr": Remediation(
+                cli="nothing to change: Microsoft renews the login server's certificate",
             ),
         },
     )

@@ -141,6 +141,15 @@ def test_sandbox_harbor_is_audited_and_in_every_report_format(
     assert harbor["RG-TLS-002"] == {"pass"}
     for name in REPORTS[:-1]:
         assert "legacy/app" in (demo[1] / name).read_text(), name
+def test_acr_subscription_is_audited_with_a_compliant_and_a_weak_registry(
+    demo: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
+    table = statuses(demo[1])
+    compliant, weak = table["acr-contosoprod"], table["acr-contosoweak"]
+    for rule in ("RG-NET-001", "RG-AUTH-003", "RG-MON-001", "RG-REP-001", "RG-SIGN-002"):
+        assert compliant[rule] == {"pass"}, (rule, compliant[rule])
+        assert "fail" in weak[rule], (rule, weak[rule])
+    assert "error" not in {s for rule in compliant.values() for s in rule}
 
 
 def test_each_finding_has_its_own_identity_and_only_failures_a_fix(

@@ -85,10 +85,10 @@ def test_two_policies_per_declared_rule_named_after_it() -> None:
     policies = build_policies()
     rules = catalog()
     by_name = {p.name: p for p in policies}
-    declared_rules = set(declared_state_rules())
-    assert set(DISTRIBUTION_RULES) <= declared_rules
-    assert len(by_name) == len(policies) == 2 * len(declared_rules) + len(declarers())  # + one unmanaged each
-    for rule_id in DECLARED_STATE_RULES:
+    every_declared = declared_state_rules()  # each kind's declarer adds its rules and one unmanaged check
+    assert set(DECLARED_STATE_RULES) <= set(every_declared) and set(DISTRIBUTION_RULES) <= set(every_declared)
+    assert len(by_name) == len(policies) == 2 * len(every_declared) + len(declarers())
+    for rule_id in every_declared:
         mandatory, advisory = by_name[rule_id.lower()], by_name[f"{rule_id.lower()}-advisory"]
         assert mandatory.enforcement_level is EnforcementLevel.MANDATORY
         assert advisory.enforcement_level is EnforcementLevel.ADVISORY

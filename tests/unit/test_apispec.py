@@ -63,3 +63,39 @@ def test_an_external_reference_that_is_not_loaded_is_named() -> None:
     ApiSpec(document, extra_documents=extra).check_response("get", "/r", 200, {"id": "x"})
     with pytest.raises(SpecViolation, match="id"):
         ApiSpec(document, extra_documents=extra).check_response("get", "/r", 200, {})
+
+
+AZURE_STYLE = {
+    "swagger": "2.0",
+    "paths": {
+        "/subscriptions/{subscriptionId}/providers/X/registries": {"get": {
+            "parameters": [{"$ref": "../common/types.json#/parameters/SubscriptionIdParameter"},
+                           {"$ref": "../common/types.json#/parameters/ApiVersionParameter"}],
+            "responses": {"200": {"schema": {"type": "object"}}}}},
+        "/{resourceUri}/providers/Y/settings": {"get": {
+            "parameters": [{"name": "resourceUri", "in": "path", "required": True, "type": "string",
+                            "x-ms-skip-url-encoding": True}],
+            "responses": {"200": {"schema": {"type": "object"}}}}},
+    },
+}
+AZURE_COMMON = {"../common/types.json": {"parameters": {
+    "SubscriptionIdParameter": {"name": "subscriptionId", "in": "path", "required": True, "type": "string"},
+    "ApiVersionParameter": {"name": "api-version", "in": "query", "required": True, "type": "string"},
+}}}
+
+
+def test_query_parameters_documented_in_an_extra_document_are_documented() -> None:
+    """Azure's api-version lives in common-types: a request carrying it is documented."""
+    spec = ApiSpec(AZURE_STYLE, extra_documents=AZURE_COMMON)
+    operation = spec.check_request("get", "/subscriptions/s-1/providers/X/registries", {"api-version": "2025-11-01"})
+    assert "api-version" in operation.query_parameters
+    with pytest.raises(SpecViolation, match="undocumented query parameter"):
+        spec.check_request("get", "/subscriptions/s-1/providers/X/registries", {"$skiptoken": "x"})
+
+
+def test_a_resource_uri_path_parameter_spans_segments() -> None:
+    """`{resourceUri}` marked x-ms-skip-url-encoding is a whole resource id; other parameters stay one segment."""
+    spec = ApiSpec(AZURE_STYLE, extra_documents=AZURE_COMMON)
+    found = spec.operation("get", "/subscriptions/s/resourceGroups/rg/providers/R/registries/r1/providers/Y/settings")
+    assert found is not None and found.template == "/{resourceUri}/providers/Y/settings"
+    assert spec.operation("get", "/subscriptions/a/b/providers/X/registries") is None

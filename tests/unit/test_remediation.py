@@ -28,6 +28,7 @@ from audits.rules.registry import RuleContext, catalog
 # Words that give a fix away as another provider's.
 CLOUD_CLIS = re.compile(r"\b(aws|gcloud|az|GAR|ACR|Harbor|Docker Hub|GHCR)\b")
 NOT_ECR = re.compile(r"\b(gcloud|az|GAR|ACR|Harbor|Docker Hub|GHCR|htpasswd|config\.yml)\b")
+NOT_ACR = re.compile(r"\b(aws|gcloud|ECR|GAR|Harbor|Docker Hub|GHCR|htpasswd|config\.yml|amazonaws)\b")
 
 
 def implemented_pairs() -> list[tuple[str, str]]:
@@ -73,6 +74,13 @@ def _component_modules() -> list[object]:
     import components
 
     return [importlib.import_module(f"components.{m.name}") for m in pkgutil.iter_modules(components.__path__)]
+
+
+@pytest.mark.parametrize("rule_id", sorted(r for r, rule in catalog().items() if rule.meta.applies_to("acr")))
+def test_an_acr_fix_names_no_other_provider(rule_id: str) -> None:
+    fix = catalog()[rule_id].meta.remediation_for("acr")
+    assert fix is not None, f"{rule_id} judges acr without a fix"
+    assert not NOT_ACR.search(fix.as_text()), fix.as_text()
 
 
 def _component_namespace() -> dict[str, type]:
@@ -141,4 +149,4 @@ def test_passing_findings_carry_no_remediation() -> None:
 
 
 def test_kind_table_names_every_kind_with_a_collector() -> None:
-    assert set(kinds.names()) == {"distribution", "ecr", "harbor", "gar", "docker-config", "image-refs"}
+    assert set(kinds.names()) == {"distribution", "ecr", "harbor", "gar", "acr", "docker-config", "image-refs"}
