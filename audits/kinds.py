@@ -21,7 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from audits.targets import DistributionTarget, DockerConfigTarget, EcrTarget, ImageRefsTarget, TargetConfig
+from audits.targets import (
+    DistributionTarget,
+    DockerConfigTarget,
+    DockerHubTarget,
+    EcrTarget,
+    ImageRefsTarget,
+    TargetConfig,
+)
 
 # Rule scope meaning "every kind whose `registry` is true" (see RuleMeta.kinds).
 REGISTRIES = "registries"
@@ -82,6 +89,14 @@ _TABLE: dict[str, Kind] = {
             registry=False,
         ),
         Kind("image-refs", "image references", ImageRefsTarget, "audits.collectors.image_refs", registry=False),
+        Kind(
+            "dockerhub",
+            "Docker Hub",
+            DockerHubTarget,
+            "audits.collectors.dockerhub",
+            registry=True,
+            sandbox="sandbox.dockerhub_estate:start_dockerhub_estate",
+        ),
     )
 }
 

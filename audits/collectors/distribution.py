@@ -71,6 +71,7 @@ from audits.collectors.oci_probe import (
     TlsProbe,
     probe_endpoint,
 )
+from audits.collectors.oci_signatures import cosign_signatures
 from audits.collectors.tls_probe import probe_tls
 from audits.model import (
     CONTENT_TRUST,
@@ -377,30 +378,10 @@ class _Collection:
     async def _cosign_signatures(
         self, client: OciClient, repo: str, digest: str, manifest: dict[str, Any], via: str, reference: str
     ) -> list[SignatureFacts]:
-        """One SignatureFacts per signature layer of a cosign manifest."""
-        layers = cosign.signature_layers(manifest)
-        results = []
-        for layer in layers:
-            check = await self._verify_layer(client, repo, digest, layer)
-            results.append(SignatureFacts("cosign", via, reference, check.verified, check.verified_by, check.error))
-        return results
-
-    async def _verify_layer(
-        self, client: OciClient, repo: str, digest: str, layer: Mapping[str, Any]
-    ) -> cosign.Verification:
-        if not self.keys.configured:
-            return cosign.Verification(None, error="no trusted key configured")
-        signature = layer["annotations"][cosign.SIGNATURE_ANNOTATION]
-        layer_digest = layer.get("digest")
-        if not isinstance(layer_digest, str) or not valid_digest(layer_digest):
-            return cosign.Verification(False, error="signature layer has no valid digest")
-        payload = cosign.canonical_payload(f"{self.endpoint.netloc}/{repo}", digest)
-        if cosign.sha256_digest(payload) != layer_digest:
-            try:
-                payload = await client.get_blob(repo, layer_digest)
-            except OciError as exc:
-                return cosign.Verification(False, error=f"cannot read signature payload: {self.redact(exc.detail)}")
-        return cosign.verify(payload, signature, digest, self.keys)
+        return await cosign_signatures(
+            client, self.keys, repo=repo, digest=digest, manifest=manifest, via=via, reference=reference,
+            docker_reference=f"{self.endpoint.netloc}/{repo}",
+        )
 
 
 def split_artifact_tags(tags: list[str]) -> tuple[list[str], frozenset[str]]:

@@ -76,6 +76,12 @@ def _answers_anonymously(status: int | None) -> bool:
                     "EcrRepositoryArgs(baseline=Baseline(public=False))"
                 ),
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "make the repository private (Docker Hub: Repository → Settings → Visibility → Private), or "
+                    "list it in the target's `public_repositories` if it is meant to be public"
+                ),
+            ),
         },
     )
 )
@@ -188,6 +194,12 @@ def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool)
                     "front of it; close it or make it redirect to HTTPS"
                 ),
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub serves its API over HTTPS only, with the token service https://auth.docker.io: "
+                    "set `registry_url` to `https://registry-1.docker.io` and drop other `allowed_token_realms`"
+                ),
+            ),
         },
     )
 )
@@ -260,6 +272,13 @@ def _token_realm(facts: FactView) -> TokenRealmFacts | None:
                     "sharing one IAM user's keys"
                 ),
                 component="EcrRepositoryArgs(push_principals=('arn:aws:iam::<account>:role/ci-push',))",
+            ),
+            "dockerhub": Remediation(
+                cli=(
+                    "give every person their own Docker ID with an organization role and automation an "
+                    "organization access token (`POST https://hub.docker.com/v2/orgs/<org>/access-tokens`); stop "
+                    "sharing one account"
+                ),
             ),
         },
     )

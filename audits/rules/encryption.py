@@ -53,6 +53,12 @@ def requires_customer_key(ctx: RuleContext) -> bool:
                 ),
                 component="EcrRepositoryArgs(baseline=Baseline(customer_managed_key=True))",
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub has no customer-managed keys: keep images that need one in a registry with KMS "
+                    "keys (`regguard recommend --use-case compliance-audit-trail`)"
+                ),
+            ),
         },
     )
 )

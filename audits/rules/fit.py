@@ -54,6 +54,12 @@ from audits.rules.registry import (
                     "--src docker --dest docker <old>/<repo> <new>/<repo>`)"
                 ),
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "`regguard recommend --use-case <id>` lists the kinds that fit; plan the move (`skopeo sync "
+                    "--src docker --dest docker <old>/<repo> <new>/<repo>`)"
+                ),
+            ),
         },
     )
 )

@@ -40,6 +40,12 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                     "policies"
                 ),
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub is on the internet by design: keep images that must not be reachable in a "
+                    "registry with private endpoints, and keep the rest private with read-only tokens"
+                ),
+            ),
         },
     )
 )

@@ -46,6 +46,12 @@ from audits.rules.registry import (
                 ),
                 component="EcrRegistryArgs(baseline=Baseline(replicate_to=('us-west-2',)))",
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "mirror to a second registry on a schedule: `skopeo sync --src docker --dest docker "
+                    "docker.io/<org>/<repo> <mirror-registry>/<org>`"
+                ),
+            ),
         },
         prod_only=True,
     )

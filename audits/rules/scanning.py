@@ -72,6 +72,11 @@ _SEVERITY_ALIASES = {"informational": Severity.INFO, "negligible": Severity.INFO
                 ),
                 component="EcrRegistryArgs(baseline=Baseline(scan_mode='continuous'))",
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "enable Docker Scout on the repository: `docker scout repo enable --org <org> <org>/<repo>`"
+                ),
+            ),
         },
     )
 )
@@ -163,6 +168,12 @@ def newest_tag(repo: RepositoryFacts) -> TagFacts | None:
                 cli=(
                     "rebuild on a patched base image and push a new version; list what is affected with `aws ecr "
                     "describe-image-scan-findings --repository-name <repo> --image-id imageTag=<tag>`"
+                ),
+            ),
+            "dockerhub": Remediation(
+                cli=(
+                    "list the findings with `docker scout cves docker.io/<org>/<repo>:<tag>`, rebuild on a "
+                    "patched base and push a new version"
                 ),
             ),
         },

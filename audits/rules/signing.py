@@ -88,6 +88,12 @@ def _tag_evidence(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -> dict
                     "<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest>`)"
                 ),
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "sign each pushed digest in the publish job: `cosign sign --key <key> "
+                    "docker.io/<org>/<repo>@<digest>` (after `docker login --password-stdin`)"
+                ),
+            ),
         },
         prod_only=True,
     )
@@ -135,6 +141,12 @@ def prod_images_signed(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "add the release public key to `trusted_keys` in regguard.yaml, check with `cosign verify --key "
                     "release.pub <account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest>`, and re-sign "
                     "images signed with an unknown key"
+                ),
+            ),
+            "dockerhub": Remediation(
+                cli=(
+                    "sign with the release key (`cosign sign --key release.key docker.io/<org>/<repo>@<digest>`) "
+                    "and list its public key in `trusted_keys`"
                 ),
             ),
         },
@@ -208,6 +220,12 @@ def _judge_verification(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -
                 cli=(
                     "ECR accepts unsigned pushes: sign in CI (cosign, or Notation with AWS Signer) and enforce at "
                     "admission (Kyverno `verifyImages`, Ratify, or Sigstore policy-controller)"
+                ),
+            ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub accepts unsigned pushes (Docker Content Trust is retired): sign in CI with "
+                    "cosign and enforce at admission (Kyverno `verifyImages`, Sigstore policy-controller)"
                 ),
             ),
         },

@@ -85,6 +85,12 @@ def _plain_http_target(facts: FactView, verdict: VerdictFunc, message: str) -> V
                     "listener or make it redirect to HTTPS"
                 ),
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub runs its own TLS: set `registry_url: https://registry-1.docker.io` (the default) "
+                    "and check the audit host's trust store (`ca_file`)"
+                ),
+            ),
         },
     )
 )
@@ -144,6 +150,12 @@ def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                 cli=(
                     "ECR's endpoint carries an AWS certificate: a failure means the audit reached something else (a "
                     "proxy or a DNS override); check the host the target resolves to and the target's `ca_file`"
+                ),
+            ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub runs its own TLS: set `registry_url: https://registry-1.docker.io` (the default) "
+                    "and check the audit host's trust store (`ca_file`)"
                 ),
             ),
         },
@@ -228,6 +240,12 @@ def _days_remaining(ctx: RuleContext, tls: TlsFacts) -> float | None:
                 cli=(
                     "AWS renews the certificate of ECR's endpoint; renew the certificate of whatever proxy serves "
                     "your registry name in front of it"
+                ),
+            ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub runs its own TLS: set `registry_url: https://registry-1.docker.io` (the default) "
+                    "and check the audit host's trust store (`ca_file`)"
                 ),
             ),
         },

@@ -124,4 +124,4 @@ def test_passing_findings_carry_no_remediation() -> None:
 
 
 def test_kind_table_names_every_kind_with_a_collector() -> None:
-    assert set(kinds.names()) == {"distribution", "ecr", "docker-config", "image-refs"}
+    assert set(kinds.names()) == {"distribution", "ecr", "docker-config", "image-refs", "dockerhub"}
