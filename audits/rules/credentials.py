@@ -191,12 +191,12 @@ def credentials_rotated(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
         age = (ctx.now - cred.created_at).days
         ev = _credential_evidence(facts, cred, age_days=age, max_days=max_days)
         unused = _unused_days(ctx, cred)
-        if age > max_days:
-            yield failed(cred.id, f"{cred.kind} is {age} days old (max {max_days})", **ev)
-        elif unused is not None and unused > max_days:
+        if unused is not None and unused > max_days:  # unused long enough to be revoked, not rotated
             last = cred.last_used_at.isoformat() if cred.last_used_at else None
             message = f"{cred.kind} unused for {unused} days (max {max_days}): revoke it"
             yield failed(cred.id, message, last_used_at=last, unused_days=unused, **ev)
+        elif age > max_days:
+            yield failed(cred.id, f"{cred.kind} is {age} days old (max {max_days})", **ev)
         else:
             yield passed(cred.id, f"{cred.kind} is {age} days old", **ev)
 

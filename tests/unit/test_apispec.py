@@ -63,3 +63,13 @@ def test_an_external_reference_that_is_not_loaded_is_named() -> None:
     ApiSpec(document, extra_documents=extra).check_response("get", "/r", 200, {"id": "x"})
     with pytest.raises(SpecViolation, match="id"):
         ApiSpec(document, extra_documents=extra).check_response("get", "/r", 200, {})
+
+
+def test_response_codes_written_as_yaml_integers_are_documented() -> None:
+    """Docker Hub's description writes some response codes unquoted (`200:`), which YAML reads as integers."""
+    document = {"openapi": "3.0.3", "paths": {"/v2/r/{name}": {"get": {"responses": {200: {"content": {
+        "application/json": {"schema": {"type": "object", "required": ["name"]}}}}}}}}}
+    spec = ApiSpec(document)
+    spec.check_response("get", "/v2/r/app", 200, {"name": "app"})
+    with pytest.raises(SpecViolation, match="name"):
+        spec.check_response("get", "/v2/r/app", 200, {})
