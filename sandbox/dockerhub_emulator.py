@@ -309,7 +309,8 @@ class HubApi:
 
     def _org_tokens(self, org: str, *, query: dict[str, str], identity: str, body: bytes) -> Any:
         ns = self._owned_org(org, identity)
-        page = _without_null_links(self._page(f"/v2/orgs/{org}/access-tokens", [asdict(t) for t in ns.org_tokens], query))
+        tokens = [asdict(t) for t in ns.org_tokens]
+        page = _without_null_links(self._page(f"/v2/orgs/{org}/access-tokens", tokens, query))
         return {**page, "total": page.pop("count")}
 
     def _org_settings(self, org: str, *, query: dict[str, str], identity: str, body: bytes) -> Any:
