@@ -159,7 +159,7 @@ class HubClient:
             raise HubError(self._status_detail(response), f"POST {self.base_url}/v2/auth/token", response.status_code)
         answer = self._json(response)
         token = answer.get("access_token") if isinstance(answer, dict) else None
-        if not isinstance(token, str) or not token.isascii() or not token.isprintable() or " " in token:
+        if not isinstance(token, str) or not token or not token.isascii() or not token.isprintable() or " " in token:
             raise HubError("the token service answered without a usable access_token", f"POST {response.url}")
         self.redact.add(token)
         self._bearer = token
