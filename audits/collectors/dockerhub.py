@@ -46,6 +46,7 @@ from audits.collectors import cosign
 from audits.collectors.base import CollectOptions, RequestCounter
 from audits.collectors.dockerhub_api import HubClient, HubError, RateBudget, Sleep
 from audits.collectors.oci import (
+    Challenge,
     Credentials,
     HttpPool,
     OciClient,
@@ -193,7 +194,10 @@ class _Collection:
             verify = self._verify()
         except (OSError, ssl.SSLError):
             verify = None
-        probe, hub = await asyncio.gather(self._probe(), self._hub(verify))
+        # The probe first: its anonymous /v2/ challenge lets the first OCI calls
+        # authenticate at once instead of each paying a 401 round trip.
+        probe = await self._probe()
+        hub = await self._hub(verify, probe.challenge)
         facts.update(hub)
         facts.update(probe.facts(hub[REPOSITORIES], self._wanted))
         self.options.record_all(facts)
@@ -219,7 +223,7 @@ class _Collection:
 
     # ---- the Hub API ----------------------------------------------------------
 
-    async def _hub(self, verify: ssl.SSLContext | bool | None) -> dict[str, Fact[Any]]:
+    async def _hub(self, verify: ssl.SSLContext | bool | None, challenge: Challenge | None) -> dict[str, Fact[Any]]:
         source = f"POST {self.target.hub_url.rstrip('/')}/v2/auth/token"
         if verify is None:
             return self._all_hub_errors(f"cannot load CA file {self.target.ca_file}", source)
@@ -237,7 +241,7 @@ class _Collection:
             except HubError as exc:
                 return self._all_hub_errors(self.redact(exc.detail), exc.source)
             oci = OciClient(
-                self.target.registry_url, pool, credentials=Credentials(identifier, secret),
+                self.target.registry_url, pool, credentials=Credentials(identifier, secret), challenge=challenge,
                 timeout=self.target.timeout, redactor=self.redact, allowed_realms=self.target.allowed_token_realms,
             )  # fmt: skip
             results = await asyncio.gather(
