@@ -150,6 +150,7 @@ class HubApi:
         self.remaining = RATE_LIMIT
         self.reset_at = int(time.time()) + 3600
         self.break_body: Callable[[str, Any], Any] | None = None  # tests: corrupt a body before the check
+        self._request_base = threading.local()  # the origin the client used (a proxy in front changes it)
         self._lock = threading.Lock()
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Any]]] = [
             ("POST", re.compile(r"/v2/auth/token"), self._login),
@@ -169,6 +170,8 @@ class HubApi:
     ) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(target)
         path, query = parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        host = headers.get("host", "")
+        self._request_base.url = f"http://{host}" if re.fullmatch(r"127\.0\.0\.1:\d{1,5}", host) else self.base_url
         with self._lock:
             self.requests.append(f"{method} {path}")
             self.remaining = max(0, self.remaining - 1)
@@ -356,8 +359,9 @@ class HubApi:
         if start and start >= len(entries):
             raise _error(404, "page not found")
         more = start + size < len(entries)
-        link = f"{self.base_url}{path}?page={page + 1}&page_size={size}" if more else None
-        previous = f"{self.base_url}{path}?page={page - 1}&page_size={size}" if page > 1 else None
+        base = getattr(self._request_base, "url", self.base_url)
+        link = f"{base}{path}?page={page + 1}&page_size={size}" if more else None
+        previous = f"{base}{path}?page={page - 1}&page_size={size}" if page > 1 else None
         return {"count": len(entries), "next": link, "previous": previous, "results": entries[start : start + size]}
 
 

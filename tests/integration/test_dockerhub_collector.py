@@ -29,7 +29,7 @@ from audits.model import (
     TargetFacts,
 )
 from audits.targets import DockerHubTarget
-from sandbox.dockerhub_emulator import Fault, HubEmulator
+from sandbox.dockerhub_emulator import Fault, HubEmulator, HubRepository
 from sandbox.dockerhub_estate import AUDITOR, TOKEN_ENV, USER_ENV, DockerHubEstate, estate_state, start_dockerhub_estate
 
 pytestmark = pytest.mark.integration
@@ -201,3 +201,16 @@ def test_a_canary_token_never_reaches_any_output(
     assert [name for name, text in texts.items() if CANARY in text] == []
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert any(f["target"] == "hub-weak" for f in report["findings"])
+
+
+def test_every_page_of_a_large_namespace_is_read(hub_env: DockerHubEstate) -> None:
+    """105 repositories: two pages of the Hub listing (100 a page), the second reached by its `next` link."""
+    with emulator(hub_env) as hub:
+        repos = hub.state.namespaces["regguard-weak"].repositories
+        repos.update({f"svc-{i:03d}": HubRepository(f"svc-{i:03d}") for i in range(103)})
+        facts, _ = collected(target(hub_env, "regguard-weak", hub.url))
+        listing_pages = [r for r in hub.api.requests if r.endswith("/regguard-weak/repositories")]
+    names = [r.name for r in facts.facts[REPOSITORIES].value]
+    assert len(names) == 105 and len(listing_pages) == 2
+    unknown = [r for r in facts.facts[REPOSITORIES].value if r.name.startswith("regguard-weak/svc-")]
+    assert all("HTTP 404" in (r.error or "") for r in unknown)  # listed by the Hub, absent from the registry
