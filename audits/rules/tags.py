@@ -236,11 +236,21 @@ def _judge_immutable_patterns(
     return passed(name, "release tags immutable (every release tag matches an immutability rule)", **ev)
 
 
+# Python's `re` backtracks: a rule with a quantified group or a backreference, such
+# as `(a+)+$`, can take exponential time on a long tag, and the rule came from the
+# registry. Such rules (and very long ones) are not evaluated: they protect nothing here.
+_UNSAFE_PATTERN = re.compile(r"\)[*+?{]|\\[1-9]|\(\?P=")
+_MAX_QUANTIFIERS = 6
+
+
 def _pattern(text: str) -> re.Pattern[str] | None:
-    """A registry's rule as a regular expression; one that does not compile protects nothing."""
+    """A registry's rule as a regular expression; one that does not compile, or
+    that this audit cannot evaluate in bounded time, protects nothing."""
+    if _UNSAFE_PATTERN.search(text) or sum(text.count(q) for q in "*+{") > _MAX_QUANTIFIERS or len(text) > 256:
+        return None
     try:
         return re.compile(text)
-    except (re.error, RecursionError):
+    except (re.error, RecursionError, OverflowError):
         return None
 
 

@@ -54,6 +54,13 @@ def test_an_immutability_rule_that_is_no_regular_expression_protects_nothing() -
     assert only(run("RG-TAG-002", PROD, immutability(setting, "v1.0.0"))).status is Status.FAIL
 
 
+def test_a_backtracking_rule_from_the_registry_is_not_evaluated() -> None:
+    """`(a+)+$` against a long tag would take exponential time in Python's `re`."""
+    setting = ImmutabilitySetting(True, immutable_patterns=("(v|[0-9]+)+$", "release-(a+)+$", "x" * 300))
+    verdict = only(run("RG-TAG-002", PROD, immutability(setting, "release-" + "a" * 100 + "!")))
+    assert verdict.status is Status.FAIL
+
+
 def test_immutability_on_without_rules_makes_every_tag_immutable() -> None:
     assert only(run("RG-TAG-002", PROD, immutability(ImmutabilitySetting(True), "v1.0.0"))).status is Status.PASS
 
