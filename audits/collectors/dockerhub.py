@@ -197,6 +197,8 @@ class _Collection:
         # The probe first: its anonymous /v2/ challenge lets the first OCI calls
         # authenticate at once instead of each paying a 401 round trip.
         probe = await self._probe()
+        unlisted: Fact[tuple[RepositoryFacts, ...]] = Fact.error("repository listing did not finish", "")
+        self.options.record_all(probe.facts(unlisted, self._wanted))
         hub = await self._hub(verify, probe.challenge)
         facts.update(hub)
         facts.update(probe.facts(hub[REPOSITORIES], self._wanted))
