@@ -69,3 +69,13 @@ def test_faults_answer_with_documented_statuses_and_rate_limit_headers(hub: HubE
     assert client.get("/v2/namespaces/regguard-good/repositories").status_code == 200  # the fault was used up
     assert client.get("/v2/orgs/regguard-good/access-tokens", headers={"Authorization": "Bearer x"}).status_code == 401
     assert hub.api.violations == []
+
+
+def test_next_links_name_the_origin_the_client_used(hub: HubEmulator) -> None:
+    """Behind a proxy (the bench's latency proxy) a link to the emulator's own port would leave the proxy."""
+    client = session(hub)
+    answer = client.get("/v2/namespaces/regguard-good/repositories", params={"page_size": 1},
+                        headers={"Host": "127.0.0.1:1234"})  # fmt: skip
+    assert answer.json()["next"] == "http://127.0.0.1:1234/v2/namespaces/regguard-good/repositories?page=2&page_size=1"
+    assert client.get(answer.json()["next"].replace("127.0.0.1:1234", hub.url.removeprefix("http://"))).json()[
+        "next"] is None  # fmt: skip
