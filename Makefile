@@ -33,6 +33,7 @@ bench: deps
 	$(BIN)/python bench/harbor_scale.py
 	$(BIN)/python bench/gar_scale.py
 	$(BIN)/python bench/acr_scale.py
+	$(BIN)/python bench/dockerhub_scale.py
 
 # docs/rules.md is generated from the rule metadata; tests/unit/test_rules_doc.py fails when it is stale.
 docs: $(STAMP)

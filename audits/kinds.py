@@ -25,6 +25,7 @@ from audits.targets import (
     AcrTarget,
     DistributionTarget,
     DockerConfigTarget,
+    DockerHubTarget,
     EcrTarget,
     GarTarget,
     HarborTarget,
@@ -123,6 +124,14 @@ _TABLE: dict[str, Kind] = {
             provisioner="components.acr",
             declarer="policy.declared_acr",
             sandbox="sandbox.acr_estate:start_acr_estate",
+        ),
+        Kind(
+            "dockerhub",
+            "Docker Hub",
+            DockerHubTarget,
+            "audits.collectors.dockerhub",
+            registry=True,
+            sandbox="sandbox.dockerhub_estate:start_dockerhub_estate",
         ),
     )
 }

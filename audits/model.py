@@ -261,6 +261,9 @@ class ImmutabilitySetting:
     immutable: bool
     exclusion_filters: tuple[str, ...] = ()  # ECR IMMUTABLE_WITH_EXCLUSION wildcard filters
     detail: str = ""  # e.g. "IMMUTABLE_WITH_EXCLUSION", "harbor rule repos=** tags=v*"
+    # Regular expressions (matched whole) naming the only tags that are immutable
+    # (Docker Hub `immutable_tags_settings.rules`); empty: every tag is.
+    immutable_patterns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -341,6 +344,8 @@ class CredentialFacts:
     can_push: bool = False
     shared: bool = False
     detail: str = ""
+    last_used_at: datetime | None = None  # None: never used, or the kind does not say (see usage_tracked)
+    usage_tracked: bool = False  # the registry records when the credential was last used
 
 
 @dataclass(frozen=True)
@@ -368,6 +373,21 @@ class PullCountFacts:
     """Pulls per repository per UTC day as the registry reports them."""
 
     daily: Mapping[str, Mapping[str, int]]  # repo -> {"2026-11-27": n}
+    # The registry reports a running total (Docker Hub `pull_count`), not the day's
+    # pulls: `daily` holds the total seen on each day and the day's pulls are the
+    # difference from the day before (audit history supplies the earlier totals).
+    cumulative: bool = False
+
+
+@dataclass(frozen=True)
+class SourceRestrictionFacts:
+    """Which public images members of an organization may pull (Docker Hub
+    Image Access Management, `restricted_images`), RG-SRC-001 on the registry side."""
+
+    enabled: bool
+    allow_official_images: bool
+    allow_verified_publishers: bool
+    detail: str = ""
 
 
 # --------------------------------------------------------------------------
@@ -433,6 +453,7 @@ CREDENTIALS = "credentials"
 ADMIN_ACCOUNT = "admin_account"
 CONTENT_TRUST = "content_trust"
 PULL_COUNTS = "pull_counts"
+SOURCE_RESTRICTION = "source_restriction"
 DOCKER_CONFIG = "docker_config"
 IMAGE_REFERENCES = "image_references"
 

@@ -239,3 +239,39 @@ class AcrTarget(TargetConfig):
         "put the service principal's secret in an environment variable and name it with client_secret_env "
         "(or use DefaultAzureCredential: managed identity, workload identity, `az login`)"
     )
+
+
+DOCKER_HUB_API = "https://hub.docker.com"
+DOCKER_HUB_REGISTRY = "https://registry-1.docker.io"
+DOCKER_HUB_TOKEN_REALM = "https://auth.docker.io"
+
+
+class DockerHubTarget(TargetConfig):
+    """One Docker Hub namespace (an organization or a personal account), audited
+    through the Hub API and the registry's OCI API. `hub_url` and `registry_url`
+    point elsewhere only for a Hub-compatible endpoint (or the sandbox emulator).
+    Repository names in findings and filters are `namespace/repository`."""
+
+    namespace: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,254}$", description="the organization or user name, lower case"
+    )
+    username_env: str | None = Field(None, description="variable holding the Docker ID the token belongs to")
+    token_env: str | None = Field(
+        None, description="variable holding a read-only personal or organization access token"
+    )
+    hub_url: str = Field(DOCKER_HUB_API, pattern=_BASE_URL_PATTERN, description="the Hub API's base URL")
+    registry_url: str = Field(DOCKER_HUB_REGISTRY, pattern=_BASE_URL_PATTERN, description="the OCI registry's base URL")
+    ca_file: Path | None = Field(None, description="CA bundle for both URLs; the system store otherwise")
+    allowed_token_realms: list[Annotated[str, Field(pattern=r"^https://[^/\s]+/?$")]] = Field(
+        default_factory=lambda: [DOCKER_HUB_TOKEN_REALM],
+        description="token services the registry may send credentials to (Docker Hub's own by default)",
+    )
+    timeout: float = Field(10.0, gt=0, description="seconds per request (the target's total is `deadline`)")
+    rate_limit_wait: float = Field(
+        60.0, ge=0, description="seconds the collector may wait in total on Retry-After before skipping work"
+    )
+
+    path_fields: ClassVar[frozenset[str]] = frozenset({"ca_file"})
+    secret_hint: ClassVar[str] = (
+        "put the access token in an environment variable and name it with token_env (the Docker ID with username_env)"
+    )

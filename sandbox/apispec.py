@@ -70,7 +70,7 @@ class ApiSpec:
     ) -> None:
         """`extra_documents`: the files the description's external `$ref`s name
         (Azure's `../common-types/.../types.json`), by the name as written."""
-        self.document = _external_refs_as_urns(_with_nullable_types(copy.deepcopy(dict(document))))
+        self.document = _external_refs_as_urns(_with_nullable_types(_string_keys(copy.deepcopy(dict(document)))))
         self.extra_documents = {
             name: _with_nullable_types(copy.deepcopy(dict(doc))) for name, doc in (extra_documents or {}).items()
         }
@@ -239,6 +239,16 @@ def _external_refs_as_urns(node: Any) -> Any:
                 node[key] = _external_refs_as_urns(value)
     elif isinstance(node, list):
         return [_external_refs_as_urns(v) for v in node]
+    return node
+
+
+def _string_keys(node: Any) -> Any:
+    """Mapping keys as strings: YAML reads an unquoted response code (`200:`)
+    as an integer, while JSON pointers and status lookups use text."""
+    if isinstance(node, dict):
+        return {str(k): _string_keys(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_string_keys(v) for v in node]
     return node
 
 

@@ -61,7 +61,7 @@ from audits.collectors.oci import (
     valid_repository,
     valid_tag,
 )
-from audits.collectors.oci_access import MissingCredential, credentials_from_env, tls_refusal, verify_cosign_layer
+from audits.collectors.oci_access import MissingCredential, credentials_from_env, tls_refusal
 from audits.collectors.oci_probe import (
     CATALOG_PAGE_SIZE,
     PROBED_FACTS,
@@ -71,6 +71,7 @@ from audits.collectors.oci_probe import (
     TlsProbe,
     probe_endpoint,
 )
+from audits.collectors.oci_signatures import cosign_signatures
 from audits.collectors.tls_probe import probe_tls
 from audits.model import (
     CONTENT_TRUST,
@@ -354,18 +355,10 @@ class _Collection:
     async def _cosign_signatures(
         self, client: OciClient, repo: str, digest: str, manifest: dict[str, Any], via: str, reference: str
     ) -> list[SignatureFacts]:
-        """One SignatureFacts per signature layer of a cosign manifest."""
-        layers = cosign.signature_layers(manifest)
-        results = []
-        for layer in layers:
-            check = await self._verify_layer(client, repo, digest, layer)
-            results.append(SignatureFacts("cosign", via, reference, check.verified, check.verified_by, check.error))
-        return results
-
-    async def _verify_layer(
-        self, client: OciClient, repo: str, digest: str, layer: Mapping[str, Any]
-    ) -> cosign.Verification:
-        return await verify_cosign_layer(client, repo, digest, layer, self.keys, self.endpoint.netloc)
+        return await cosign_signatures(
+            client, self.keys, repo=repo, digest=digest, manifest=manifest, via=via, reference=reference,
+            docker_reference=f"{self.endpoint.netloc}/{repo}",
+        )
 
 
 def split_artifact_tags(tags: list[str]) -> tuple[list[str], frozenset[str]]:

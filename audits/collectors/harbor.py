@@ -70,8 +70,9 @@ from audits.collectors.oci import (
     valid_repository,
     valid_tag,
 )
-from audits.collectors.oci_access import MissingCredential, credentials_from_env, tls_refusal, verify_cosign_layer
+from audits.collectors.oci_access import MissingCredential, credentials_from_env, tls_refusal
 from audits.collectors.oci_probe import PROBED_FACTS, EndpointProbe, TlsProbe, probe_endpoint
+from audits.collectors.oci_signatures import verify_cosign_layer
 from audits.collectors.tls_probe import probe_tls
 from audits.model import (
     ADMIN_ACCOUNT,
@@ -476,7 +477,7 @@ class _Api:
         try:
             manifest = await self.oci.get_manifest(repo, ref)
             checks = [
-                await verify_cosign_layer(self.oci, repo, digest, layer, self.run.keys, self.netloc)
+                await verify_cosign_layer(self.oci, self.run.keys, repo, digest, layer, f"{self.netloc}/{repo}")
                 for layer in cosign.signature_layers(manifest)
             ]
         except OciError as exc:

@@ -509,14 +509,15 @@ class HttpPool:
         limit: int | None = None,
         headers: Mapping[str, str] | None = None,
         params: list[tuple[str, str | int | float | bool | None]] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         """One request, its body read whole but never beyond `limit` (default:
-        the cap's size; error answers: ERROR_CAP)."""
+        the cap's size; error answers: ERROR_CAP). `content` is the request body."""
         source = f"{method} {url}"
         async with self._sem:
             http = self._idle.pop() if self._idle else self._new()
             try:
-                request = http.build_request(method, url, headers=headers, params=params)
+                request = http.build_request(method, url, headers=headers, params=params, content=content)
                 async with asyncio.timeout(deadline):
                     return await _send_bounded(http, request, cap, limit, source)
             except TimeoutError:

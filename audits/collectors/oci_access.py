@@ -10,11 +10,8 @@ redaction of the password and the verification stay one piece of code.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
 
-from audits.collectors import cosign
-from audits.collectors.oci import Credentials, OciClient, OciError, Redactor, valid_digest
+from audits.collectors.oci import Credentials, Redactor
 from audits.collectors.oci_probe import Endpoint
 from audits.model import Fact, TlsFacts
 
@@ -51,24 +48,3 @@ def credentials_from_env(username_env: str | None, password_env: str | None, red
     password = os.environ[password_env]
     redact.add(password)
     return Credentials(os.environ[username_env], password)
-
-
-async def verify_cosign_layer(
-    client: OciClient, repository: str, digest: str, layer: Mapping[str, Any], keys: cosign.KeyRing, netloc: str
-) -> cosign.Verification:
-    """Verify one cosign signature layer of `repository@digest`. The payload
-    blob is fetched only when it is not the canonical payload cosign writes
-    for `netloc/repository` (which costs no request)."""
-    if not keys.configured:
-        return cosign.Verification(None, error="no trusted key configured")
-    signature = layer["annotations"][cosign.SIGNATURE_ANNOTATION]
-    layer_digest = layer.get("digest")
-    if not isinstance(layer_digest, str) or not valid_digest(layer_digest):
-        return cosign.Verification(False, error="signature layer has no valid digest")
-    payload = cosign.canonical_payload(f"{netloc}/{repository}", digest)
-    if cosign.sha256_digest(payload) != layer_digest:
-        try:
-            payload = await client.get_blob(repository, layer_digest)
-        except OciError as exc:
-            return cosign.Verification(False, error=f"cannot read signature payload: {client.redact(exc.detail)}")
-    return cosign.verify(payload, signature, digest, keys)

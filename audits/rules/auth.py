@@ -104,6 +104,12 @@ def _answers_anonymously(status: int | None) -> bool:
                 ),
                 component="AcrRegistryArgs(anonymous_pull_enabled=False)",
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "make the repository private (Docker Hub: Repository → Settings → Visibility → Private), or "
+                    "list it in the target's `public_repositories` if it is meant to be public"
+                ),
+            ),
         },
     )
 )
@@ -235,6 +241,12 @@ def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool)
                     "clients log in with `az acr login --name <registry>`"
                 ),
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub serves its API over HTTPS only, with the token service https://auth.docker.io: "
+                    "set `registry_url` to `https://registry-1.docker.io` and drop other `allowed_token_realms`"
+                ),
+            ),
         },
     )
 )
@@ -330,6 +342,13 @@ def _token_realm(facts: FactView) -> TokenRealmFacts | None:
                     "identities with AcrPull/AcrPush, or scope-map tokens"
                 ),
                 component="AcrRegistryArgs(admin_user_enabled=False)",
+            ),
+            "dockerhub": Remediation(
+                cli=(
+                    "give every person their own Docker ID with an organization role and automation an "
+                    "organization access token (`POST https://hub.docker.com/v2/orgs/<org>/access-tokens`); stop "
+                    "sharing one account"
+                ),
             ),
         },
     )

@@ -35,6 +35,8 @@ from audits.vocabulary import is_artifact_tag
 # Kinds judged on image references / the client's docker config instead of a registry.
 IMAGE_REFS_KIND = "image-refs"
 DOCKER_CONFIG_KIND = "docker-config"
+# The one registry kind whose organizations can restrict which public images members pull (RG-SRC-001).
+DOCKERHUB_KIND = "dockerhub"
 # Rule scope: every kind the kind table marks as a registry (today's and later ones).
 REGISTRY_KINDS = frozenset({REGISTRIES})
 

@@ -100,6 +100,15 @@ def _credential_evidence(facts: FactView, cred: CredentialFacts, **extra: object
                 ),
                 component="AcrTokenArgs(password_expiry='<ISO 8601 time at most 90 days away>')",
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "create a token that expires: `curl -X POST https://hub.docker.com/v2/access-tokens -H "
+                    "'Authorization: Bearer <jwt from POST /v2/auth/token>' -H 'Content-Type: application/json' "
+                    '-d \'{"token_label": "ci", "scopes": ["repo:read"], "expires_at": "<date within 90 days>"}\'` '
+                    "(organization tokens: `POST /v2/orgs/<org>/access-tokens` with `expires_at`), move the "
+                    "clients (`docker login --password-stdin`), then `DELETE /v2/access-tokens/<uuid>`"
+                ),
+            ),
         },
     )
 )
@@ -198,6 +207,14 @@ def _judge_expiry(ctx: RuleContext, facts: FactView, cred: CredentialFacts) -> V
                 ),
                 component="AcrTokenArgs(password_expiry='<ISO 8601 time at most 90 days away>')",
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "create a new token (`POST https://hub.docker.com/v2/access-tokens`), update the clients, "
+                    "then revoke the old or unused one: `curl -X DELETE "
+                    "https://hub.docker.com/v2/access-tokens/<uuid> -H 'Authorization: Bearer <jwt from POST "
+                    "/v2/auth/token>'` (organization tokens: `DELETE /v2/orgs/<org>/access-tokens/<id>`)"
+                ),
+            ),
         },
     )
 )
@@ -219,10 +236,24 @@ def credentials_rotated(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
             continue
         age = (ctx.now - cred.created_at).days
         ev = _credential_evidence(facts, cred, age_days=age, max_days=max_days)
-        if age > max_days:
+        unused = _unused_days(ctx, cred)
+        if unused is not None and unused > max_days:  # unused long enough to be revoked, not rotated
+            last = cred.last_used_at.isoformat() if cred.last_used_at else None
+            message = f"{cred.kind} unused for {unused} days (max {max_days}): revoke it"
+            yield failed(cred.id, message, last_used_at=last, unused_days=unused, **ev)
+        elif age > max_days:
             yield failed(cred.id, f"{cred.kind} is {age} days old (max {max_days})", **ev)
         else:
             yield passed(cred.id, f"{cred.kind} is {age} days old", **ev)
+
+
+def _unused_days(ctx: RuleContext, cred: CredentialFacts) -> int | None:
+    """Days since the credential was last used (since creation if never),
+    where the registry records use; None where it does not."""
+    if not cred.usage_tracked:
+        return None
+    last = cred.last_used_at or cred.created_at
+    return (ctx.now - last).days if last is not None else None
 
 
 # NIST mapping corrected from RULES.md (IA-5(1), IA-5(7)) to (IA-5(6), IA-5(7)): the

@@ -79,6 +79,12 @@ def requires_customer_key(ctx: RuleContext) -> bool:
                 ),
                 component="AcrRegistryArgs(key_vault_key_id='<key-uri>', identity_id='<identity-id>')",
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub has no customer-managed keys: keep images that need one in a registry with KMS "
+                    "keys (`regguard recommend --use-case compliance-audit-trail`)"
+                ),
+            ),
         },
     )
 )

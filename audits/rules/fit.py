@@ -72,6 +72,12 @@ from audits.rules.registry import (
                     "--name <new-registry> --source <old>/<repo>:<tag>`)"
                 ),
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "`regguard recommend --use-case <id>` lists the kinds that fit; plan the move (`skopeo sync "
+                    "--src docker --dest docker <old>/<repo> <new>/<repo>`)"
+                ),
+            ),
         },
     )
 )

@@ -3,7 +3,8 @@ and pull volume does not jump far above its usual level unnoticed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from datetime import date
 from statistics import fmean
 from typing import Any
 
@@ -77,6 +78,12 @@ BASELINE_DAYS = 14
                 ),
                 component="AcrRegistryArgs(log_analytics_workspace_id='<workspace-id>')",
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "use a plan with audit logs and export them on a schedule into your log pipeline: `curl "
+                    "https://hub.docker.com/v2/auditlogs/<org>?from=<date> -H 'Authorization: Bearer <jwt>'`"
+                ),
+            ),
         },
     )
 )
@@ -146,6 +153,13 @@ def access_logged(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                 ),
                 component="AcrRegistryArgs(log_analytics_workspace_id='<workspace-id>')",
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "see what changed in the audit log (`GET "
+                    "https://hub.docker.com/v2/auditlogs/<org>?name=<org>/<repo>`); revoke tokens that are not "
+                    "yours (`DELETE /v2/access-tokens/<uuid>`)"
+                ),
+            ),
         },
     )
 )
@@ -156,14 +170,53 @@ def no_pull_spike(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
     if not pulls.daily:
         yield not_applicable(registry_resource(ctx, facts), "no pull counts reported", **facts.source(PULL_COUNTS))
     for repo, days in sorted(pulls.daily.items()):
-        if days:
+        if days and pulls.cumulative:
+            yield _judge_spike(ctx, facts, repo, days, daily=_daily_from_totals)
+        elif days:
             yield _judge_spike(ctx, facts, repo, days)
 
 
-def _judge_spike(ctx: RuleContext, facts: FactView, repo: str, days: Mapping[str, int]) -> Verdict:
+def _daily_from_totals(totals: Mapping[str, int]) -> dict[str, float]:
+    """Pulls per day from running totals seen on some days (`pull_count` at
+    each audit): the increase since the audit before, spread over the days
+    between (ISO dates sort as days). A total that went down (counter reset)
+    gives no day."""
+    days = sorted((day, parsed) for day in totals if (parsed := _day(day)) is not None)
+    out: dict[str, float] = {}
+    for (before, first), (after, second) in zip(days, days[1:], strict=False):
+        gap = (second - first).days
+        if gap > 0 and totals[after] >= totals[before]:
+            out[after] = (totals[after] - totals[before]) / gap
+    return out
+
+
+def _day(text: str) -> date | None:
+    """A history key as a date; anything else (history is read back from disk) is skipped."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _as_is(days: Mapping[str, int]) -> Mapping[str, float]:
+    return days
+
+
+def _judge_spike(
+    ctx: RuleContext,
+    facts: FactView,
+    repo: str,
+    days: Mapping[str, int],
+    daily: Callable[[Mapping[str, int]], Mapping[str, float]] = _as_is,
+) -> Verdict:
+    """`daily` turns what the registry and history report into pulls per day
+    (identity for daily counts, differences for running totals)."""
     newest_day = max(days)
-    newest = days[newest_day]
-    history = {**ctx.pull_history.get(repo, {}), **days}
+    history = daily({**ctx.pull_history.get(repo, {}), **days})
+    if newest_day not in history:
+        seen = {"repository": repo, "day": newest_day, "pull_total": days[newest_day], **facts.source(PULL_COUNTS)}
+        return not_applicable(repo, "no baseline yet: pulls per day need the totals of two audits", **seen)
+    newest = history[newest_day]
     earlier = sorted(d for d in history if d < newest_day)[-BASELINE_DAYS:]
     factor = ctx.thresholds.pull_spike_factor
     ev: dict[str, Any] = {
@@ -180,5 +233,7 @@ def _judge_spike(ctx: RuleContext, facts: FactView, repo: str, days: Mapping[str
     ev["baseline_mean"] = round(baseline, 2)
     # A floor of one pull a day keeps a quiet repository's first pulls from being a "spike".
     if newest > factor * max(baseline, 1.0):
-        return failed(repo, f"{newest} pulls on {newest_day}: more than {factor:g}x the baseline {baseline:.1f}", **ev)
-    return passed(repo, f"{newest} pulls on {newest_day} (baseline {baseline:.1f})", **ev)
+        return failed(
+            repo, f"{newest:g} pulls on {newest_day}: more than {factor:g}x the baseline {baseline:.1f}", **ev
+        )
+    return passed(repo, f"{newest:g} pulls on {newest_day} (baseline {baseline:.1f})", **ev)

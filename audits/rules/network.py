@@ -65,6 +65,12 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                     "private_endpoint_subnet_id='<subnet-id>')"
                 ),
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub is on the internet by design: keep images that must not be reachable in a "
+                    "registry with private endpoints, and keep the rest private with read-only tokens"
+                ),
+            ),
         },
     )
 )

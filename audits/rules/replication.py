@@ -67,6 +67,12 @@ from audits.rules.registry import (
                 ),
                 component="AcrRegistryArgs(sku='Premium', baseline=Baseline(replicate_to=('northeurope',)))",
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "mirror to a second registry on a schedule: `skopeo sync --src docker --dest docker "
+                    "docker.io/<org>/<repo> <mirror-registry>/<org>`"
+                ),
+            ),
         },
         prod_only=True,
     )

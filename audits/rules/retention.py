@@ -65,6 +65,12 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                 ),
                 component="AcrRegistryArgs(baseline=Baseline(expire_untagged_days=7))",
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub has no retention policies: delete stale tags in Docker Hub (Repository → Tags → "
+                    "Delete) from a scheduled clean-up, keeping release tags"
+                ),
+            ),
         },
     )
 )

@@ -93,6 +93,11 @@ _SEVERITY_ALIASES = {"informational": Severity.INFO, "negligible": Severity.INFO
                     "security pricing create --name Containers --tier standard`"
                 ),
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "enable Docker Scout on the repository: `docker scout repo enable --org <org> <org>/<repo>`"
+                ),
+            ),
         },
     )
 )
@@ -204,6 +209,12 @@ def newest_tag(repo: RepositoryFacts) -> TagFacts | None:
                     "rebuild on a patched base image and push a new version; list what is affected with `az security "
                     "sub-assessment list --assessed-resource-id <registry-id> --assessment-name "
                     "c0b7cfc6-3172-465a-b378-53c7ff2cc0d5`"
+                ),
+            ),
+            "dockerhub": Remediation(
+                cli=(
+                    "list the findings with `docker scout cves docker.io/<org>/<repo>:<tag>`, rebuild on a "
+                    "patched base and push a new version"
                 ),
             ),
         },

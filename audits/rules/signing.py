@@ -119,6 +119,12 @@ def _immutable_note(repo: RepositoryFacts) -> str:
                     "<registry>.azurecr.io/<repo>@sha256:<digest>`"
                 ),
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "sign each pushed digest in the publish job: `cosign sign --key <key> "
+                    "docker.io/<org>/<repo>@<digest>` (after `docker login --password-stdin`)"
+                ),
+            ),
         },
         prod_only=True,
     )
@@ -187,6 +193,12 @@ def prod_images_signed(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "add the release public key to `trusted_keys` in regguard.yaml, check with `cosign verify --key "
                     "release.pub <registry>.azurecr.io/<repo>@sha256:<digest>`, and re-sign images signed with an "
                     "unknown key"
+                ),
+            ),
+            "dockerhub": Remediation(
+                cli=(
+                    "sign with the release key (`cosign sign --key release.key docker.io/<org>/<repo>@<digest>`) "
+                    "and list its public key in `trusted_keys`"
                 ),
             ),
         },
@@ -278,6 +290,12 @@ def _judge_verification(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -
                 cli=(
                     "ACR accepts unsigned pushes and content trust is retired: sign with Notation or cosign and "
                     "enforce at admission (Ratify with Azure Policy on AKS, Kyverno `verifyImages`)"
+                ),
+            ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub accepts unsigned pushes (Docker Content Trust is retired): sign in CI with "
+                    "cosign and enforce at admission (Kyverno `verifyImages`, Sigstore policy-controller)"
                 ),
             ),
         },

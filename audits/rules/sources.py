@@ -5,15 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from audits.model import IMAGE_REFERENCES, ImageReference, ImageReferencesFacts, Severity, Verdict
+from audits.model import (
+    IMAGE_REFERENCES,
+    SOURCE_RESTRICTION,
+    ImageReference,
+    ImageReferencesFacts,
+    Severity,
+    SourceRestrictionFacts,
+    Verdict,
+)
 from audits.refs import is_ip_registry
 from audits.rules.common import (
+    DOCKERHUB_KIND,
     IMAGE_REFS_KIND,
+    evidence,
     prod_reference_scope,
     reference_errors,
     reference_evidence,
     reference_resource,
     registry_resource,
+    target_is_prod,
 )
 from audits.rules.registry import (
     FactView,
@@ -46,7 +57,7 @@ def namespace_of(ref: ImageReference) -> str:
         ),
         seed_section="Pro tips",
         severity=Severity.MEDIUM,
-        kinds=frozenset({IMAGE_REFS_KIND}),
+        kinds=frozenset({IMAGE_REFS_KIND, DOCKERHUB_KIND}),
         soc2=("CC6.8",),
         nist_800_53=("CM-7(5)", "SR-3"),
         remediation={
@@ -61,11 +72,24 @@ def namespace_of(ref: ImageReference) -> str:
                     "upstream_registry_url='registry-1.docker.io'),))"
                 ),
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "turn on restricted images: `curl -X PUT https://hub.docker.com/v2/orgs/<org>/settings -H "
+                    "'Authorization: Bearer <jwt from POST /v2/auth/token>' -H 'Content-Type: application/json' "
+                    '-d \'{"restricted_images": {"enabled": true, "allow_official_images": true, '
+                    '"allow_verified_publishers": true}}\'`'
+                ),
+            ),
         },
         prod_only=True,
     )
 )
 def trusted_sources(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
+    """References in files, or, for a registry that can restrict what its
+    members pull (SOURCE_RESTRICTION), that setting."""
+    if not facts.has(IMAGE_REFERENCES):
+        yield _judge_restriction(ctx, facts)
+        return
     refs, preface = prod_reference_scope(ctx, facts)
     yield from preface
     if not refs:
@@ -92,6 +116,33 @@ def trusted_sources(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                 namespace=ns,
                 **ev,
             )
+
+
+def _judge_restriction(ctx: RuleContext, facts: FactView) -> Verdict:
+    """The organization lets its members pull official / verified publisher
+    images (or only its own) instead of any public image."""
+    restriction: SourceRestrictionFacts = facts.require(SOURCE_RESTRICTION)
+    resource = registry_resource(ctx, facts)
+    ev = evidence(
+        facts,
+        SOURCE_RESTRICTION,
+        enabled=restriction.enabled,
+        allow_official_images=restriction.allow_official_images,
+        allow_verified_publishers=restriction.allow_verified_publishers,
+    )
+    if not target_is_prod(ctx, facts):
+        return not_applicable(resource, f"not a production registry in {ctx.environment}", **ev)
+    if not restriction.enabled:
+        return failed(resource, "members may pull any public image (restricted images is off)", **ev)
+    allowed = [
+        name
+        for name, on in (
+            ("official images", restriction.allow_official_images),
+            ("verified publishers", restriction.allow_verified_publishers),
+        )
+        if on
+    ]
+    return passed(resource, f"members may pull only {' and '.join([*allowed, 'the organization’s own images'])}", **ev)
 
 
 def split_host_port(registry: str) -> tuple[str, str | None]:

@@ -3,6 +3,7 @@ it: no `latest`, immutable release tags, versioned names, digest pins."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from audits.model import (
@@ -98,6 +99,12 @@ LATEST = "latest"
                     "from CI"
                 ),
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "push version tags only and delete `latest` (Docker Hub: Repository → Tags → Delete); deploy "
+                    "by version or digest"
+                ),
+            ),
         },
         prod_only=True,
     )
@@ -185,6 +192,15 @@ def _latest_references(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "<repo>:<tag> --write-enabled false --delete-enabled false`"
                 ),
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "`curl -X PATCH https://hub.docker.com/v2/namespaces/<ns>/repositories/<repo>/immutabletags "
+                    "-H 'Authorization: Bearer <jwt from POST /v2/auth/token>' -H 'Content-Type: "
+                    'application/json\' -d \'{"immutable_tags": true, "immutable_tags_rules": ["v.*", "[0-9].*", '
+                    '"release-.*"]}\'` (an empty rule list makes every tag immutable; check rules first with '
+                    "`POST .../immutabletags/verify`)"
+                ),
+            ),
         },
     )
 )
@@ -222,6 +238,8 @@ def _judge_immutability(facts: FactView, name: str, setting: ImmutabilitySetting
     )
     if not setting.immutable:
         return failed(name, f"tags are mutable ({setting.detail or 'MUTABLE'})", **ev)
+    if setting.immutable_patterns:
+        return _judge_immutable_patterns(facts, name, setting, release_tags)
     covered = filters_covering(setting.exclusion_filters, [*SAMPLE_RELEASE_TAGS, *release_tags])
     for flt in setting.exclusion_filters:
         if flt not in covered and matches_release_tag(flt):
@@ -232,6 +250,45 @@ def _judge_immutability(facts: FactView, name: str, setting: ImmutabilitySetting
     if setting.exclusion_filters:
         return passed(name, "immutable; exclusions cover no release tag", **ev)
     return passed(name, "tags immutable", **ev)
+
+
+def _judge_immutable_patterns(
+    facts: FactView, name: str, setting: ImmutabilitySetting, release_tags: list[str]
+) -> Verdict:
+    """Only tags matching a pattern are immutable (Docker Hub's rules): every
+    sample release tag and the repository's own release tags must match one."""
+    ev = evidence(
+        facts,
+        TAG_IMMUTABILITY,
+        repository=name,
+        immutable=True,
+        immutable_patterns=list(setting.immutable_patterns),
+        setting=setting.detail,
+    )
+    patterns = [compiled for p in setting.immutable_patterns if (compiled := _pattern(p)) is not None]
+    mutable = [t for t in (*SAMPLE_RELEASE_TAGS, *release_tags) if not any(p.fullmatch(t) for p in patterns)]
+    if mutable:
+        shown = ", ".join(dict.fromkeys(mutable[:5]))
+        return failed(name, f"immutability rules leave release tags mutable: {shown}", mutable=mutable[:20], **ev)
+    return passed(name, "release tags immutable (every release tag matches an immutability rule)", **ev)
+
+
+# Python's `re` backtracks: a rule with a quantified group or a backreference, such
+# as `(a+)+$`, can take exponential time on a long tag, and the rule came from the
+# registry. Such rules (and very long ones) are not evaluated: they protect nothing here.
+_UNSAFE_PATTERN = re.compile(r"\)[*+?{]|\\[1-9]|\(\?P=")
+_MAX_QUANTIFIERS = 6
+
+
+def _pattern(text: str) -> re.Pattern[str] | None:
+    """A registry's rule as a regular expression; one that does not compile, or
+    that this audit cannot evaluate in bounded time, protects nothing."""
+    if _UNSAFE_PATTERN.search(text) or sum(text.count(q) for q in "*+{") > _MAX_QUANTIFIERS or len(text) > 256:
+        return None
+    try:
+        return re.compile(text)
+    except (re.error, RecursionError, OverflowError):
+        return None
 
 
 @rule(
@@ -285,6 +342,13 @@ def _judge_immutability(facts: FactView, name: str, setting: ImmutabilitySetting
                     "copy the image to a version tag (`az acr import --name <registry> --source "
                     "<registry>.azurecr.io/<repo>:stable --image <repo>:1.4.2`), then `az acr repository untag --name"
                     " <registry> --image <repo>:stable`"
+                ),
+            ),
+            "dockerhub": Remediation(
+                cli=(
+                    "push the same image under a version tag (`docker buildx imagetools create -t "
+                    "docker.io/<org>/<repo>:1.4.2 docker.io/<org>/<repo>:stable`), then delete the unversioned "
+                    "tag in Docker Hub"
                 ),
             ),
         },

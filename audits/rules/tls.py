@@ -101,6 +101,12 @@ def _plain_http_target(facts: FactView, verdict: VerdictFunc, message: str) -> V
             "acr": Remediation(
                 cli="nothing to change: ACR's login server answers only HTTPS (TLS 1.2+)",
             ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub runs its own TLS: set `registry_url: https://registry-1.docker.io` (the default) "
+                    "and check the audit host's trust store (`ca_file`)"
+                ),
+            ),
         },
     )
 )
@@ -178,6 +184,12 @@ def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
             ),
             "acr": Remediation(
                 cli="nothing to change: ACR's login server answers only HTTPS; use `https://` references",
+            ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub runs its own TLS: set `registry_url: https://registry-1.docker.io` (the default) "
+                    "and check the audit host's trust store (`ca_file`)"
+                ),
             ),
         },
     )
@@ -278,6 +290,12 @@ def _days_remaining(ctx: RuleContext, tls: TlsFacts) -> float | None:
             ),
             "acr": Remediation(
                 cli="nothing to change: Microsoft renews the login server's certificate",
+            ),
+            "dockerhub": Remediation(
+                cli=(
+                    "Docker Hub runs its own TLS: set `registry_url: https://registry-1.docker.io` (the default) "
+                    "and check the audit host's trust store (`ca_file`)"
+                ),
             ),
         },
     )

@@ -221,3 +221,18 @@ def test_demo_reports_validate_against_the_official_schemas(
     sarif_validator().validate(json.loads((out / "report.sarif").read_text()))
     oscal_validator().validate(json.loads((out / "oscal-assessment-results.json").read_text()))
     xmlschema.XMLSchema(str(COMPLIANCE_DATA / "junit.xsd")).validate(str(out / "report.junit.xml"))
+
+
+def test_docker_hub_organizations_are_in_every_report(
+    demo: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
+    """The compliant organization passes what the weak one fails; both are in every format."""
+    out = demo[1]
+    table = statuses(out)
+    good, weak = table["hub-good"], table["hub-weak"]
+    for rule in ("RG-AUTH-001", "RG-TAG-001", "RG-TAG-002", "RG-SIGN-001", "RG-SIGN-002", "RG-CRED-001",
+                 "RG-CRED-002", "RG-SRC-001", "RG-MON-001"):  # fmt: skip
+        assert "fail" in weak[rule] and good[rule] == {"pass"}, (rule, good[rule], weak[rule])
+    for name in REPORTS[:-1]:
+        text = (out / name).read_text()
+        assert "hub-good" in text and "hub-weak" in text, name

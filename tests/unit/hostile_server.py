@@ -135,12 +135,19 @@ def _read_request(sock: socket.socket) -> Request | None:
         if not chunk or len(data) > 1 << 20:
             return None
         data += chunk
-    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    raw_head, _, body = data.partition(b"\r\n\r\n")
+    head = raw_head.decode("latin-1").split("\r\n")
     method, target, _ = head[0].split(" ", 2)
     headers = {}
     for line in head[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0") or 0)
+    while len(body) < min(length, 1 << 20):  # a request body (a login) is read, so closing sends no reset
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
     return Request(method, target, headers)
 
 

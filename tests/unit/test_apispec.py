@@ -99,3 +99,13 @@ def test_a_resource_uri_path_parameter_spans_segments() -> None:
     found = spec.operation("get", "/subscriptions/s/resourceGroups/rg/providers/R/registries/r1/providers/Y/settings")
     assert found is not None and found.template == "/{resourceUri}/providers/Y/settings"
     assert spec.operation("get", "/subscriptions/a/b/providers/X/registries") is None
+
+
+def test_response_codes_written_as_yaml_integers_are_documented() -> None:
+    """Docker Hub's description writes some response codes unquoted (`200:`), which YAML reads as integers."""
+    document = {"openapi": "3.0.3", "paths": {"/v2/r/{name}": {"get": {"responses": {200: {"content": {
+        "application/json": {"schema": {"type": "object", "required": ["name"]}}}}}}}}}
+    spec = ApiSpec(document)
+    spec.check_response("get", "/v2/r/app", 200, {"name": "app"})
+    with pytest.raises(SpecViolation, match="name"):
+        spec.check_response("get", "/v2/r/app", 200, {})

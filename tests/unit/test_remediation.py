@@ -149,4 +149,5 @@ def test_passing_findings_carry_no_remediation() -> None:
 
 
 def test_kind_table_names_every_kind_with_a_collector() -> None:
-    assert set(kinds.names()) == {"distribution", "ecr", "harbor", "gar", "acr", "docker-config", "image-refs"}
+    registries = {"distribution", "ecr", "harbor", "gar", "acr", "dockerhub"}
+    assert set(kinds.names()) == registries | {"docker-config", "image-refs"}
