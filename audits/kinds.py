@@ -21,7 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from audits.targets import DistributionTarget, DockerConfigTarget, EcrTarget, ImageRefsTarget, TargetConfig
+from audits.targets import (
+    DistributionTarget,
+    DockerConfigTarget,
+    EcrTarget,
+    GhcrTarget,
+    ImageRefsTarget,
+    TargetConfig,
+)
 
 # Rule scope meaning "every kind whose `registry` is true" (see RuleMeta.kinds).
 REGISTRIES = "registries"
@@ -73,6 +80,15 @@ _TABLE: dict[str, Kind] = {
             provisioner="components.ecr",
             declarer="policy.declared_ecr",
             sandbox="sandbox.ecr_estate:start_ecr_estate",
+        ),
+        Kind(
+            "ghcr",
+            "GitHub Container Registry",
+            GhcrTarget,
+            "audits.collectors.ghcr",
+            registry=True,
+            provisioner="components.ghcr",
+            sandbox="sandbox.ghcr_estate:start_ghcr_estate",
         ),
         Kind(
             "docker-config",

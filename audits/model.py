@@ -246,6 +246,7 @@ class RepositoryFacts:
     declared_public: bool = False  # the config says this repository is meant to be public
     error: str | None = None  # repository-level collection error
     source: str = ""
+    linked_repository: str | None = None  # source repository a package is linked to (GHCR); None: not linked / n.a.
 
 
 # --------------------------------------------------------------------------
