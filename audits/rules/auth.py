@@ -76,6 +76,14 @@ def _answers_anonymously(status: int | None) -> bool:
                     "EcrRepositoryArgs(baseline=Baseline(public=False))"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "GitHub has no API for package visibility: make the package private in its settings (Package "
+                    "settings -> Danger Zone -> Change visibility), or list it in `public_repositories` when it is "
+                    "meant to be public"
+                ),
+                component="GhcrPublishWorkflowArgs(visibility='private')",
+            ),
         },
     )
 )
@@ -188,6 +196,12 @@ def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool)
                     "front of it; close it or make it redirect to HTTPS"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "ghcr.io sends no Basic challenge over plain HTTP: the answer came from another endpoint; check "
+                    "`registry_url`"
+                ),
+            ),
         },
     )
 )
@@ -260,6 +274,12 @@ def _token_realm(facts: FactView) -> TokenRealmFacts | None:
                     "sharing one IAM user's keys"
                 ),
                 component="EcrRepositoryArgs(push_principals=('arn:aws:iam::<account>:role/ci-push',))",
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "GHCR has no shared admin account: grant package access to teams and repositories (Package "
+                    "settings -> Manage access) instead of sharing one account's token"
+                ),
             ),
         },
     )

@@ -79,6 +79,14 @@ def _credential_evidence(facts: FactView, cred: CredentialFacts, **extra: object
                 ),
                 component="EcrRepositoryArgs(push_principals=('arn:aws:iam::<account>:role/ci-push',))",
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "publish from Actions with the job's `GITHUB_TOKEN` (`permissions: packages: write` in the "
+                    "publish workflow only) and audit with a fine-grained, expiring read-only token; then delete the "
+                    "classic token (Settings -> Developer settings -> Personal access tokens)"
+                ),
+                component="GhcrOrgSettingsArgs(organization='<org>', default_workflow_permissions='read')",
+            ),
         },
     )
 )
@@ -150,6 +158,12 @@ def _judge_expiry(ctx: RuleContext, facts: FactView, cred: CredentialFacts) -> V
                     "`aws iam create-access-key --user-name <user>`, move the clients to the new key, then `aws iam "
                     "delete-access-key --user-name <user> --access-key-id <old-id>` (better: replace the user with "
                     "a role)"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "regenerate the token (Settings -> Developer settings -> Personal access tokens -> Regenerate) "
+                    "and update the secret holding it: `gh secret set <NAME> --org <org>`"
                 ),
             ),
         },

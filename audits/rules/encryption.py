@@ -53,6 +53,12 @@ def requires_customer_key(ctx: RuleContext) -> bool:
                 ),
                 component="EcrRepositoryArgs(baseline=Baseline(customer_managed_key=True))",
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "GitHub encrypts package storage with keys it manages and offers no customer key: keep data that "
+                    "needs one in a registry that offers it (`regguard recommend`)"
+                ),
+            ),
         },
     )
 )

@@ -53,6 +53,12 @@ BASELINE_DAYS = 14
                     "--is-multi-region-trail` then `aws cloudtrail start-logging --name registry-audit`"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "stream the organization audit log (Settings -> Audit log -> Log streaming) or export package "
+                    "events with `gh api '/orgs/<org>/audit-log?phrase=action:package'`"
+                ),
+            ),
         },
     )
 )
@@ -97,6 +103,12 @@ def access_logged(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "find who pulled: `aws cloudtrail lookup-events --lookup-attributes "
                     "AttributeKey=EventName,AttributeValue=BatchGetImage`; rotate the credentials involved if the "
                     "pulls are not yours"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "GHCR reports no daily pull counts: find who pulled in the organization audit log (`gh api "
+                    "'/orgs/<org>/audit-log?phrase=action:package'`)"
                 ),
             ),
         },

@@ -40,6 +40,12 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                     "policies"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "ghcr.io is an internet endpoint: restrict who reaches the organization with an IP allow list "
+                    "(organization Settings -> Authentication security)"
+                ),
+            ),
         },
     )
 )

@@ -46,6 +46,12 @@ from audits.rules.registry import (
                 ),
                 component="EcrRegistryArgs(baseline=Baseline(replicate_to=('us-west-2',)))",
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "GitHub runs ghcr.io's storage; for a copy you control, mirror releases: `skopeo sync --src "
+                    "docker --dest docker ghcr.io/<org>/<package> <mirror>/<org>`"
+                ),
+            ),
         },
         prod_only=True,
     )

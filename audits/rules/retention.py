@@ -40,6 +40,13 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                 ),
                 component="EcrRepositoryArgs(baseline=Baseline(keep_last=100, expire_untagged_days=7))",
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "GHCR has no retention policy: delete old and untagged versions from a scheduled workflow "
+                    "(`actions/delete-package-versions` with `min-versions-to-keep` and "
+                    "`delete-only-untagged-versions`)"
+                ),
+            ),
         },
     )
 )

@@ -72,6 +72,12 @@ _SEVERITY_ALIASES = {"informational": Severity.INFO, "negligible": Severity.INFO
                 ),
                 component="EcrRegistryArgs(baseline=Baseline(scan_mode='continuous'))",
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "GHCR does not scan images: add a scan step to the publish workflow before it pushes (e.g. "
+                    "`trivy image --exit-code 1 --severity CRITICAL,HIGH <image>`)"
+                ),
+            ),
         },
     )
 )
@@ -163,6 +169,12 @@ def newest_tag(repo: RepositoryFacts) -> TagFacts | None:
                 cli=(
                     "rebuild on a patched base image and push a new version; list what is affected with `aws ecr "
                     "describe-image-scan-findings --repository-name <repo> --image-id imageTag=<tag>`"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "rebuild on a patched base image and publish a new version; list what is affected with `trivy "
+                    "image ghcr.io/<org>/<package>@<digest>`"
                 ),
             ),
         },

@@ -88,6 +88,13 @@ def _tag_evidence(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -> dict
                     "<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest>`)"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "sign in the publish workflow right after the push: `cosign sign --yes "
+                    "ghcr.io/<org>/<package>@<digest>` (keyless through the job's OIDC token)"
+                ),
+                component="GhcrPublishWorkflowArgs(signing='keyless')",
+            ),
         },
         prod_only=True,
     )
@@ -136,6 +143,13 @@ def prod_images_signed(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "release.pub <account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest>`, and re-sign "
                     "images signed with an unknown key"
                 ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "add the release public key to `trusted_keys` in regguard.yaml and check with `cosign verify "
+                    "--key <key.pub> ghcr.io/<org>/<package>@<digest>`; re-sign what another key signed"
+                ),
+                component="GhcrPublishWorkflowArgs(signing='key')",
             ),
         },
         prod_only=True,
@@ -209,6 +223,13 @@ def _judge_verification(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -
                     "ECR accepts unsigned pushes: sign in CI (cosign, or Notation with AWS Signer) and enforce at "
                     "admission (Kyverno `verifyImages`, Ratify, or Sigstore policy-controller)"
                 ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "GHCR accepts unsigned pushes: sign in the publish workflow and enforce signatures at admission "
+                    "(e.g. a Kubernetes policy verifying cosign)"
+                ),
+                component="GhcrPublishWorkflowArgs(signing='keyless')",
             ),
         },
     )

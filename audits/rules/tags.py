@@ -80,6 +80,14 @@ LATEST = "latest"
                     "(`crane digest <registry>/<repo>:1.4.2` resolves it)"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "delete the version tagged `latest`: `gh api -X DELETE "
+                    "/orgs/<org>/packages/container/<package>/versions/<version-id>`, and deploy by version tag or "
+                    "digest"
+                ),
+                component="GhcrPublishWorkflowArgs(latest_on_default_branch=False)",
+            ),
         },
         prod_only=True,
     )
@@ -146,6 +154,12 @@ def _latest_references(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                 ),
                 component=(
                     "EcrRepositoryArgs(baseline=Baseline(immutable_tags=True, immutable_tag_exclusions=('dev-*',)))"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "GHCR cannot make tags immutable: deploy by digest (`@sha256:`) and grant `packages: write` only "
+                    "to the publish workflow"
                 ),
             ),
         },
@@ -226,6 +240,12 @@ def _judge_immutability(facts: FactView, name: str, setting: ImmutabilitySetting
                     "ecr put-image --repository-name <repo> --image-tag 1.4.2 --image-manifest file://m.json`), "
                     "then delete the old tag (`aws ecr batch-delete-image --repository-name <repo> --image-ids "
                     "imageTag=stable`)"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "push a semantic-version tag for the same digest: tag the commit `v1.2.3` so the publish "
+                    "workflow's `type=semver` rule tags the image"
                 ),
             ),
         },

@@ -85,6 +85,12 @@ def _plain_http_target(facts: FactView, verdict: VerdictFunc, message: str) -> V
                     "listener or make it redirect to HTTPS"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "ghcr.io serves the registry API over HTTPS only: a plain-HTTP answer means the audit reached "
+                    "something else (a proxy, or a wrong `registry_url`)"
+                ),
+            ),
         },
     )
 )
@@ -144,6 +150,12 @@ def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                 cli=(
                     "ECR's endpoint carries an AWS certificate: a failure means the audit reached something else (a "
                     "proxy or a DNS override); check the host the target resolves to and the target's `ca_file`"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "ghcr.io carries a certificate GitHub manages: a failure means a TLS-intercepting proxy or a "
+                    "wrong `registry_url` / `ca_file`"
                 ),
             ),
         },
@@ -228,6 +240,11 @@ def _days_remaining(ctx: RuleContext, tls: TlsFacts) -> float | None:
                 cli=(
                     "AWS renews the certificate of ECR's endpoint; renew the certificate of whatever proxy serves "
                     "your registry name in front of it"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "GitHub renews the certificate of ghcr.io; renew the certificate of any proxy in front of it"
                 ),
             ),
         },

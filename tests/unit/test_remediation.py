@@ -28,6 +28,7 @@ from audits.rules.registry import RuleContext, catalog
 # Words that give a fix away as another provider's.
 CLOUD_CLIS = re.compile(r"\b(aws|gcloud|az|GAR|ACR|Harbor|Docker Hub|GHCR)\b")
 NOT_ECR = re.compile(r"\b(gcloud|az|GAR|ACR|Harbor|Docker Hub|GHCR|htpasswd|config\.yml)\b")
+NOT_GHCR = re.compile(r"\b(aws|gcloud|az|GAR|ACR|Harbor|Docker Hub|htpasswd|config\.yml)\b")
 
 
 def implemented_pairs() -> list[tuple[str, str]]:
@@ -54,15 +55,18 @@ def test_a_distribution_fix_names_no_cloud_and_an_ecr_fix_no_other_provider(rule
         assert fix.component is None  # no Distribution VM component ships yet: name none
     if (fix := meta.remediation_for("ecr")) is not None:
         assert not NOT_ECR.search(fix.cli), fix.cli
+    if (fix := meta.remediation_for("ghcr")) is not None:
+        assert not NOT_GHCR.search(fix.cli), fix.cli
 
 
 def _component_namespace() -> dict[str, type]:
     """Every class a remediation may name: the shipped components' Args and the Baseline."""
     import components.baseline
     import components.ecr
+    import components.ghcr
 
     found: dict[str, type] = {}
-    for module in (components.ecr, components.baseline):
+    for module in (components.ecr, components.ghcr, components.baseline):
         found.update({n: c for n, c in vars(module).items() if isinstance(c, type) and dataclasses.is_dataclass(c)})
     return found
 
@@ -124,4 +128,4 @@ def test_passing_findings_carry_no_remediation() -> None:
 
 
 def test_kind_table_names_every_kind_with_a_collector() -> None:
-    assert set(kinds.names()) == {"distribution", "ecr", "docker-config", "image-refs"}
+    assert set(kinds.names()) == {"distribution", "ecr", "ghcr", "docker-config", "image-refs"}
