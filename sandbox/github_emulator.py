@@ -100,6 +100,7 @@ class GitHubState:
     rate_limit: int = 5000
     rate_used: int = 0
     requests: int = 0
+    paths: list[str] = field(default_factory=list)  # every path requested, in order (tests read it)
 
     def to_json(self) -> str:
         def plain(o: Any) -> Any:
@@ -175,6 +176,7 @@ class GitHubEmulator:
         spec = self.specs.for_path(path)
         with self._lock:
             self.state.requests += 1
+            self.state.paths.append(path)
             try:
                 spec.check_request(method, path, query)
                 status, body, extra = self._route(method, path, query, headers)
