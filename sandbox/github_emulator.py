@@ -162,10 +162,10 @@ class GitHubEmulator:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
+        if self._thread is not None:  # shutdown() waits for serve_forever: only when it runs
+            self._server.shutdown()
             self._thread.join(5)
+        self._server.server_close()
 
     # ---- one request --------------------------------------------------------
 

@@ -127,7 +127,12 @@ def _judge_expiry(ctx: RuleContext, facts: FactView, cred: CredentialFacts) -> V
         if lifetime > max_days:
             return failed(cred.id, f"{cred.kind} lives {lifetime} days (more than {max_days})", **ev)
         return passed(cred.id, f"{cred.kind} expires after {lifetime} days", **ev)
-    return passed(cred.id, f"{cred.kind} expires {cred.expires_at.date()}", **_credential_evidence(facts, cred))
+    # Creation unknown (GitHub reports only a PAT's expiry): judge the lifetime it has left.
+    left = (cred.expires_at - ctx.now).days
+    ev = _credential_evidence(facts, cred, days_left=left, max_days=max_days)
+    if left > max_days:
+        return failed(cred.id, f"{cred.kind} stays valid another {left} days (more than {max_days})", **ev)
+    return passed(cred.id, f"{cred.kind} expires {cred.expires_at.date()}", **ev)
 
 
 # NIST mapping corrected from RULES.md (IA-5(1)) to IA-5: rotation ("change or refresh

@@ -5,6 +5,8 @@ api.github.com and ghcr.io takes, with only the two base URLs changed."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from audits.cli import main
 from audits.collectors.base import CollectOptions
 from audits.collectors.ghcr import collect
 from audits.config import parse_config
@@ -25,6 +29,7 @@ from sandbox.ghcr_estate import LEGACY, SECURE, _token_value, sandbox_tokens, se
 from sandbox.github_emulator import Fault, GitHubEmulator, GitHubState, Token
 from sandbox.registry import RegistrySpec, RunningRegistry, start_registry
 from sandbox.signing import KeyPair, generate_key_pair
+from tests.integration.test_canary_secret import _texts
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +212,34 @@ def test_an_exhausted_primary_limit_is_skipped_not_waited_for_an_hour(
     assert time.monotonic() - started < 8
     fact = facts.facts[REPOSITORIES]
     assert fact.state is FactState.ERROR and "skipped: GitHub rate limit" in (fact.detail or "")
+
+
+CANARY = "ghp_canaryZq8v3141donotleak000000000000"
+
+
+@pytest.mark.parametrize("accepted", [True, False])
+def test_a_canary_token_never_reaches_any_output(
+    ghcr: Ghcr, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], accepted: bool
+) -> None:
+    """Reports of every format, the evidence bundle, history and the terminal,
+    whether GitHub accepts the token (and sends it on to the registry) or not."""
+    if accepted:
+        ghcr.state.tokens[CANARY] = Token("classic", ("read:packages",))
+    monkeypatch.setenv("GHCR_CANARY", CANARY)
+    entry = ghcr.target(SECURE, token_env="GHCR_CANARY").model_dump(mode="json")
+    config = {"environment": "prod", "history_dir": str(tmp_path / "history"), "targets": [entry]}
+    config_path = tmp_path / "regguard.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "out"
+    code = main(["audit", "-c", str(config_path), "--format", "html,md,json,sarif,junit,oscal",
+                 "--output", str(out), "--evidence"])
+    captured = capsys.readouterr()
+    report = json.loads((out / "report.json").read_text())
+    assert report["findings"] and code in (1, 3)
+    assert "GitHub API rate limit:" in captured.out  # the remaining budget is in the run summary
+    needles = {CANARY, base64.b64encode(f"{SECURE}:{CANARY}".encode()).decode(), CANARY[4:]}
+    haystacks = {"stdout": captured.out, "stderr": captured.err, **_texts(out), **_texts(tmp_path / "history")}
+    for where, text in haystacks.items():
+        for needle in needles:
+            assert needle not in text, f"the token leaked into {where}"
+    ghcr.state.tokens.pop(CANARY, None)
