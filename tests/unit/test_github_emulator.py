@@ -18,7 +18,8 @@ DIGEST = "sha256:" + "b" * 64
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[GitHubEmulator]:
     owner = Owner("acme", "org")
-    owner.packages["api"] = Package("api", "private", "acme/api", [Version(1, DIGEST, ["v1.0.0"], "2026-01-02T03:04:05Z")])
+    version = Version(1, DIGEST, ["v1.0.0"], "2026-01-02T03:04:05Z")
+    owner.packages["api"] = Package("api", "private", "acme/api", [version])
     state = GitHubState(owners={"acme": owner}, tokens={TOKEN: Token("fine-grained", (), None, True)})
     cert = server_certificate(tmp_path / "certs", "github-api")
     served = GitHubEmulator(state, cert.cert_file, cert.key_file)
