@@ -30,6 +30,7 @@ bench: deps
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/distribution_scale.py
 	$(BIN)/python bench/ecr_scale.py
+	$(BIN)/python bench/ghcr_scale.py
 
 # docs/rules.md is generated from the rule metadata; tests/unit/test_rules_doc.py fails when it is stale.
 docs: $(STAMP)

@@ -206,12 +206,13 @@ class GitHubEmulator:
             if segments[2] == "actions":
                 return 200, self._workflow_permissions(owner, token), token_headers
             self._require_scope(token, "read:packages", token_headers)
+            paging = {**token_headers, "host": headers.get("host", "")}
             if len(segments) == 3:
-                return self._page(self._packages(owner), query, path, token_headers)
+                return self._page(self._packages(owner), query, path, paging)
             package = owner.packages.get(segments[4])
             if package is None:
                 raise _Answer(404, _error("Package not found.", "packages"), token_headers)
-            return self._page(self._versions(owner, package), query, path, token_headers)
+            return self._page(self._versions(owner, package), query, path, paging)
         raise _Answer(404, _error("Not Found", ""), token_headers)
 
     def _authenticate(self, headers: dict[str, str]) -> tuple[Token, dict[str, str]]:
@@ -268,13 +269,15 @@ class GitHubEmulator:
     # ---- bodies -------------------------------------------------------------
 
     def _page(self, items: list[Any], query: dict[str, str], path: str, headers: dict[str, str]) -> tuple:
+        """One page; the `Link` names the host the client asked for (it may sit behind a proxy)."""
         per_page = min(int(query.get("per_page", 30)), 100)
         page = max(int(query.get("page", 1)), 1)
         chunk = items[(page - 1) * per_page : page * per_page]
         out = dict(headers)
+        host = out.pop("host", "") or self.url.removeprefix("https://")
         if page * per_page < len(items):
             rest = "&".join(f"{k}={v}" for k, v in query.items() if k not in ("page",))
-            out["Link"] = f'<{self.url}{path}?{rest}&page={page + 1}>; rel="next"'
+            out["Link"] = f'<https://{host}{path}?{rest}&page={page + 1}>; rel="next"'
         return 200, chunk, out
 
     def _packages(self, owner: Owner) -> list[dict[str, Any]]:
