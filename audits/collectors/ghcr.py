@@ -46,7 +46,16 @@ from urllib.parse import quote
 from audits.collectors import cosign
 from audits.collectors.base import CollectOptions, RequestCounter
 from audits.collectors.ghcr_api import ApiError, GitHubApi, RateLimited
-from audits.collectors.oci import Credentials, OciClient, OciError, Redactor, counted_pool, valid_digest
+from audits.collectors.oci import (
+    Credentials,
+    OciClient,
+    OciError,
+    Redactor,
+    counted_pool,
+    shown_name,
+    valid_digest,
+    valid_repository,
+)
 from audits.collectors.oci_probe import PROBED_FACTS, Endpoint, EndpointProbe, probe_endpoint
 from audits.model import (
     ADMIN_ACCOUNT,
@@ -213,9 +222,13 @@ class _Collection:
             source=f"GET {self.target.api_url}{path}",
             linked_repository=_linked_repository(package),
         )
+        oci_repo = f"{self.repo_prefix}/{name}"
         try:
+            if not valid_repository(oci_repo):  # a name GitHub sent never goes into a registry path unchecked
+                refused = f"name not allowed by the OCI distribution spec: GitHub listed '{shown_name(name)}'"
+                return replace(facts, name=shown_name(name), error=f"{refused}; it was not requested")
             versions = [v for raw in await api.pages(path, {}) if (v := _version(raw)) is not None]
-            return replace(facts, **await self._tags(oci, f"{self.repo_prefix}/{name}", versions))
+            return replace(facts, **await self._tags(oci, oci_repo, versions))
         except ApiError as exc:
             return replace(facts, error=self.redact(exc.detail))
         finally:

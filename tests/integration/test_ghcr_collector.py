@@ -26,7 +26,7 @@ from audits.rules.registry import RuleContext, catalog
 from audits.targets import GhcrTarget
 from sandbox.certs import server_certificate
 from sandbox.ghcr_estate import LEGACY, SECURE, _token_value, sandbox_tokens, seed_registry
-from sandbox.github_emulator import Fault, GitHubEmulator, GitHubState, Token
+from sandbox.github_emulator import Fault, GitHubEmulator, GitHubState, Owner, Package, Token, Version
 from sandbox.registry import RegistrySpec, RunningRegistry, start_registry
 from sandbox.signing import KeyPair, generate_key_pair
 from tests.integration.test_canary_secret import _texts
@@ -243,3 +243,23 @@ def test_a_canary_token_never_reaches_any_output(
         for needle in needles:
             assert needle not in text, f"the token leaked into {where}"
     ghcr.state.tokens.pop(CANARY, None)
+
+
+def test_a_package_name_the_oci_spec_forbids_is_reported_and_never_requested_at_the_registry(
+    ghcr: Ghcr, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digest = "sha256:" + "d" * 64
+    sig = "sha256-" + "d" * 64 + ".sig"
+    odd = Owner("acme-odd", "org")
+    when = "2026-05-01T00:00:00Z"
+    versions = [Version(1, digest, ["v1.0.0"], when), Version(2, "sha256:" + "e" * 64, [sig], when)]
+    odd.packages["../../x"] = Package("../../x", "private", None, versions)
+    ghcr.state.owners["acme-odd"] = odd
+    try:
+        facts, _ = run(ghcr, monkeypatch, "acme-odd", token=ghcr.tokens[SECURE])
+    finally:
+        del ghcr.state.owners["acme-odd"]
+    (repo,) = repos(facts).values()
+    assert repo.error is not None and "not allowed by the OCI distribution spec" in repo.error
+    assert not repo.tags
+    assert "../../x" not in ghcr.registry.log_file.read_text()
