@@ -263,3 +263,22 @@ def test_a_package_name_the_oci_spec_forbids_is_reported_and_never_requested_at_
     assert repo.error is not None and "not allowed by the OCI distribution spec" in repo.error
     assert not repo.tags
     assert "../../x" not in ghcr.registry.log_file.read_text()
+
+
+def test_a_user_account_is_read_from_the_users_paths_and_an_actions_token_is_short_lived(
+    ghcr: Ghcr, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    actions = "ghs_" + "2" * 36
+    ghcr.state.tokens[actions] = Token("actions")
+    user = Owner("octo", "user")
+    user.packages["tool"] = Package("tool", "private", "octo/tool", [])
+    ghcr.state.owners["octo"] = user
+    try:
+        facts, _ = run(ghcr, monkeypatch, "octo", token=actions, owner_type="user")
+    finally:
+        del ghcr.state.owners["octo"]
+    assert list(repos(facts)) == ["tool"]
+    assert not any("/orgs/" in p for p in ghcr.state.paths[-2:])
+    (token,) = facts.facts[CREDENTIALS].value or ()
+    assert "Actions" in token.id and token.expires_at is not None and "a user account" in token.detail
+    assert set(verdicts(facts, "RG-CRED-001").values()) == {Status.PASS}
