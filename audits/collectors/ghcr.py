@@ -7,10 +7,11 @@ manifests): one `GET …/packages/container/{name}/versions` page per 100
 versions. A version's name is its manifest digest and
 `metadata.container.tags` its tags, so tags, digests, push times (version
 `created_at`) and untagged versions cost no OCI request; the signature of a
-digest is a cosign `sha256-<hex>.sig` tag among them, and only then is its
-manifest fetched from the registry (token exchange from the same GitHub
-token: `OciClient` answers the registry's Bearer challenge with it) and
-verified against the trusted keys. GHCR serves no OCI referrers API.
+digest is a cosign `sha256-<hex>.sig` tag (or an OCI 1.1 referrers fallback
+index `sha256-<hex>`) among them, and only then is its manifest fetched from
+the registry (token exchange from the same GitHub token: `OciClient` answers
+the registry's Bearer challenge with it) and verified against the trusted
+keys. The referrers API itself is not probed.
 
 Choices a reader of the facts should know:
 
@@ -85,6 +86,7 @@ from audits.vocabulary import is_artifact_tag
 KIND = "ghcr"
 ACTIONS_TOKEN_LIFETIME = timedelta(hours=24)  # GitHub: a job's GITHUB_TOKEN expires with the job, 24 h at most
 API_FACTS = (REPOSITORIES, CREDENTIALS)
+MAX_REFERRERS = 100  # descriptors read from one referrers index; more is no signature set a registry needs
 ALL_FACTS = (
     *PROBED_FACTS, *API_FACTS, RETENTION, TAG_IMMUTABILITY, SCANNING, CONTENT_TRUST,
     REPLICATION, PULL_COUNTS, LOGGING, ENCRYPTION, NETWORK_EXPOSURE, ADMIN_ACCOUNT,
@@ -251,18 +253,42 @@ class _Collection:
     async def _signatures(
         self, oci: OciClient, repo: str, digest: str, artifact_tags: set[str]
     ) -> tuple[tuple[SignatureFacts, ...] | None, str | None]:
-        sig_tag = digest.replace(":", "-", 1) + ".sig"
-        if sig_tag not in artifact_tags:
-            return (), None
+        """cosign's `sha256-<hex>.sig` tag, and the OCI 1.1 referrers fallback
+        index (`sha256-<hex>`) where a package has one; no request when neither is there."""
+        index_tag = digest.replace(":", "-", 1)
+        found: list[SignatureFacts] = []
         try:
-            manifest = await oci.get_manifest(repo, sig_tag)
-            layers = cosign.signature_layers(manifest)
-            found = [await self._verify(oci, repo, digest, layer, sig_tag) for layer in layers]
+            if index_tag in artifact_tags:
+                found += await self._referrers(oci, repo, digest, index_tag)
+            if index_tag + ".sig" in artifact_tags:
+                found += await self._cosign(oci, repo, digest, "tag", index_tag + ".sig")
         except OciError as exc:
             return None, f"signature lookup failed: {self.redact(exc.detail)}"
         return tuple(found), None
 
-    async def _verify(self, oci: OciClient, repo: str, digest: str, layer: dict[str, Any], tag: str) -> SignatureFacts:
+    async def _referrers(self, oci: OciClient, repo: str, digest: str, index_tag: str) -> list[SignatureFacts]:
+        index = await oci.get_manifest(repo, index_tag)
+        found: list[SignatureFacts] = []
+        listed = index.get("manifests")
+        descriptors: list[Any] = listed[:MAX_REFERRERS] if isinstance(listed, list) else []
+        for descriptor in descriptors:
+            ref = descriptor.get("digest") if isinstance(descriptor, dict) else None
+            if not isinstance(ref, str) or not valid_digest(ref):
+                continue
+            kind = descriptor.get("artifactType")
+            if kind == cosign.NOTATION_ARTIFACT_TYPE:
+                found.append(SignatureFacts("notation", "referrers", ref, None, None, "notation is not verified"))
+            elif kind == cosign.COSIGN_ARTIFACT_TYPE:
+                found += await self._cosign(oci, repo, digest, "referrers", ref)
+        return found
+
+    async def _cosign(self, oci: OciClient, repo: str, digest: str, via: str, reference: str) -> list[SignatureFacts]:
+        layers = cosign.signature_layers(await oci.get_manifest(repo, reference))
+        return [await self._verify(oci, repo, digest, layer, via, reference) for layer in layers]
+
+    async def _verify(
+        self, oci: OciClient, repo: str, digest: str, layer: dict[str, Any], via: str, reference: str
+    ) -> SignatureFacts:
         check = cosign.Verification(None, error="no trusted key configured")
         if self.keys.configured:
             payload = cosign.canonical_payload(f"{Endpoint.parse(oci.base_url).netloc}/{repo}", digest)
@@ -270,7 +296,7 @@ class _Collection:
             if cosign.sha256_digest(payload) != layer_digest and valid_digest(layer_digest):
                 payload = await oci.get_blob(repo, layer_digest)
             check = cosign.verify(payload, layer["annotations"][cosign.SIGNATURE_ANNOTATION], digest, self.keys)
-        return SignatureFacts("cosign", "tag", tag, check.verified, check.verified_by, check.error)
+        return SignatureFacts("cosign", via, reference, check.verified, check.verified_by, check.error)
 
     def _wanted(self, name: str) -> bool:
         patterns = [*self.target.packages, *self.target.repositories]

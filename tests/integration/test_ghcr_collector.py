@@ -5,7 +5,9 @@ api.github.com and ghcr.io takes, with only the two base URLs changed."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -18,7 +20,9 @@ import yaml
 
 from audits.cli import main
 from audits.collectors.base import CollectOptions
+from audits.collectors.cosign import COSIGN_ARTIFACT_TYPE
 from audits.collectors.ghcr import collect
+from audits.collectors.oci import OCI_INDEX
 from audits.config import parse_config
 from audits.engine import judge
 from audits.model import CREDENTIALS, REPOSITORIES, FactState, RepositoryFacts, Status, TargetFacts
@@ -27,8 +31,10 @@ from audits.targets import GhcrTarget
 from sandbox.certs import server_certificate
 from sandbox.ghcr_estate import LEGACY, SECURE, _token_value, sandbox_tokens, seed_registry
 from sandbox.github_emulator import Fault, GitHubEmulator, GitHubState, Owner, Package, Token, Version
+from sandbox.images import build_image
+from sandbox.pusher import OciPusher
 from sandbox.registry import RegistrySpec, RunningRegistry, start_registry
-from sandbox.signing import KeyPair, generate_key_pair
+from sandbox.signing import KeyPair, generate_key_pair, signature_for
 from tests.integration.test_canary_secret import _texts
 
 pytestmark = pytest.mark.integration
@@ -282,3 +288,35 @@ def test_a_user_account_is_read_from_the_users_paths_and_an_actions_token_is_sho
     (token,) = facts.facts[CREDENTIALS].value or ()
     assert "Actions" in token.id and token.expires_at is not None and "a user account" in token.detail
     assert set(verdicts(facts, "RG-CRED-001").values()) == {Status.PASS}
+
+
+def test_a_signature_listed_in_the_referrers_fallback_index_is_found_and_verified(
+    ghcr: Ghcr, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cosign in OCI 1.1 mode on a registry without the referrers API keeps an index
+    under the `sha256-<hex>` tag; its cosign descriptors are the image's signatures."""
+    image = build_image("ghcr-referrers")
+    repo = f"{SECURE}/ref"
+    _, signature = signature_for(ghcr.registry.address, repo, image.digest, ghcr.keys.private_key)
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{
+        "mediaType": signature.media_type, "digest": signature.digest, "size": len(signature.data),
+        "artifactType": COSIGN_ARTIFACT_TYPE}]}).encode()
+    index_tag = image.digest.replace(":", "-", 1)
+    pusher = OciPusher.for_registry(ghcr.registry)
+    pusher.push_many_sync([(repo, "v3.0.0", image), (repo, signature.digest, signature)])
+    asyncio.run(_put(pusher, repo, index_tag, index))
+    when = "2026-05-01T00:00:00Z"
+    versions = [Version(1, image.digest, ["v3.0.0"], when), Version(2, "sha256:" + hashlib.sha256(index).hexdigest(),
+                                                                    [index_tag], when)]
+    ghcr.state.owners[SECURE].packages["ref"] = Package("ref", "private", repo, versions)
+    try:
+        facts, _ = run(ghcr, monkeypatch, SECURE)
+    finally:
+        del ghcr.state.owners[SECURE].packages["ref"]
+    (tag,) = repos(facts)["ref"].tags
+    assert tag.signatures and tag.signatures[0].discovered_via == "referrers" and tag.signatures[0].verified
+
+
+async def _put(pusher: OciPusher, repo: str, tag: str, body: bytes) -> None:
+    async with pusher:
+        await pusher.put_manifest(repo, tag, OCI_INDEX, body)
