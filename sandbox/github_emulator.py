@@ -28,6 +28,7 @@ import ssl
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -286,7 +287,7 @@ class GitHubEmulator:
     def _package(self, owner: Owner, package: Package) -> dict[str, Any]:
         base = f"{self.url}/{'orgs' if owner.type == 'org' else 'users'}/{owner.login}/packages/container"
         body: dict[str, Any] = {
-            "id": abs(hash((owner.login, package.name))) % 10**8,
+            "id": zlib.crc32(f"{owner.login}/{package.name}".encode()),  # stable across runs
             "name": package.name,
             "package_type": "container",
             "url": f"{base}/{quote(package.name, safe='')}",

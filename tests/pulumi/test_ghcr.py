@@ -156,3 +156,15 @@ def test_the_provisioner_declares_the_audit_target() -> None:
     with pytest.raises(StackConfigError, match=r"registries\[0\]\.default_workflow_permissions"):
         parse_registry({**entry, "default_workflow_permissions": "admin"}, StackContext("prod", lambda key: None),
                        "regguard:registries[0]")
+
+
+def test_the_program_declares_a_ghcr_entry_and_exports_its_audit_target(
+    program: Any, mocked: Callable[..., ProgramRun]
+) -> None:
+    registries = [{"name": "oss", "kind": "ghcr", "owner": "acme",
+                   "packages": [{"image": "cli", "repository": "cli", "visibility": "public"}]}]
+    config = {"regguard:environment": "prod", "regguard:registries": json.dumps(registries)}
+    run = mocked(program.main, config, stack="prod")
+    assert run.one("regguard:ghcr:GhcrPublishWorkflow").name == "oss-cli"
+    (target,) = run.exports["auditConfig"]["targets"]
+    assert target["kind"] == "ghcr" and target["public_repositories"] == ["cli"]
