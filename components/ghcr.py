@@ -9,8 +9,8 @@ when asked), and the OIDC subject claim names repository, context and the job's
 workflow so a cloud trust policy can tell publish jobs apart.
 
 `GhcrPublishWorkflow` commits `.github/workflows/publish-<image>.yml`
-(`RepositoryFile`): it builds with Buildx, pushes to ghcr.io, signs **the
-pushed digest** with cosign (keyless through the job's OIDC token, or with a
+(`RepositoryFile`): it builds with Buildx and pushes **by digest**, points the
+version tags at that digest, signs the digest with cosign (keyless through the job's OIDC token, or with a
 key from an Actions secret), attaches build provenance, and tags `latest` only
 on the default branch (never from another branch). The text is built by the
 pure `publish_workflow(...)` so tests validate it against the GitHub workflow
@@ -112,6 +112,19 @@ class GhcrPublishWorkflowArgs:
         return f".github/workflows/publish-{self.image.replace('/', '-')}.yml"
 
 
+def _tag_step(args: GhcrPublishWorkflowArgs) -> dict[str, Any]:
+    """Tags point at the digest that was pushed (and is signed next), never at a rebuild."""
+    return {
+        "name": "Tag the pushed digest",
+        "env": {"DIGEST": "${{ steps.build.outputs.digest }}", "TAGS": "${{ steps.meta.outputs.tags }}"},
+        "run": (
+            "for tag in $TAGS; do\n"
+            f'  docker buildx imagetools create --tag "$tag" "{args.image_ref}@${{DIGEST}}"\n'
+            "done\n"
+        ),
+    }
+
+
 def _sign_step(args: GhcrPublishWorkflowArgs) -> dict[str, Any]:
     """cosign signs `image@digest` from the build step: never a tag, which could move."""
     step: dict[str, Any] = {
@@ -147,8 +160,9 @@ def publish_workflow(args: GhcrPublishWorkflowArgs) -> str:
         {"id": "meta", "uses": uses["metadata"],
          "with": {"images": args.image_ref, "tags": "\n".join(tag_rules) + "\n", "flavor": "latest=false"}},
         {"id": "build", "uses": uses["build"],
-         "with": {"push": True, "tags": "${{ steps.meta.outputs.tags }}",
+         "with": {"outputs": f"type=image,name={args.image_ref},push-by-digest=true,name-canonical=true,push=true",
                   "labels": "${{ steps.meta.outputs.labels }}", "provenance": "mode=max", "sbom": True}},
+        _tag_step(args),
         {"uses": uses["cosign"]},
         _sign_step(args),
     ]
@@ -163,7 +177,18 @@ def publish_workflow(args: GhcrPublishWorkflowArgs) -> str:
         "concurrency": {"group": f"publish-{args.image}-${{{{ github.ref }}}}", "cancel-in-progress": False},
         "jobs": {"publish": {"runs-on": "ubuntu-latest", "permissions": permissions, "steps": steps}},
     }
-    return yaml.safe_dump(workflow, sort_keys=False, width=200)
+    return yaml.dump(workflow, Dumper=_WorkflowDumper, sort_keys=False, width=200)
+
+
+class _WorkflowDumper(yaml.SafeDumper):
+    """Multi-line strings (`run:` scripts, tag rules) as literal blocks, as people write them."""
+
+
+def _literal_blocks(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_WorkflowDumper.add_representer(str, _literal_blocks)
 
 
 class GhcrOrgSettings(pulumi.ComponentResource):

@@ -64,7 +64,10 @@ def test_it_signs_the_pushed_digest_with_cosign_and_attaches_provenance() -> Non
     document = validate(publish_workflow(ARGS))
     all_steps = steps(document)
     build = next(s for s in all_steps if s.get("id") == "build")
-    assert build["with"]["push"] is True and build["with"]["provenance"] == "mode=max"
+    assert "push-by-digest=true" in build["with"]["outputs"] and build["with"]["provenance"] == "mode=max"
+    assert "tags" not in build["with"]  # tags come after, pointed at the pushed digest
+    tagging = next(s for s in all_steps if "imagetools create" in s.get("run", ""))
+    assert "ghcr.io/acme/api@${DIGEST}" in tagging["run"] and all_steps.index(tagging) > all_steps.index(build)
     sign = next(s for s in all_steps if "cosign sign" in s.get("run", ""))
     assert "ghcr.io/acme/api@${DIGEST}" in sign["run"] and sign["env"]["DIGEST"] == "${{ steps.build.outputs.digest }}"
     assert any(s.get("uses", "").startswith("sigstore/cosign-installer@") for s in all_steps)
