@@ -166,11 +166,14 @@ def start_emulator(
     with (workdir / "github-emulator.log").open("ab") as log:
         proc = spawn(args, log=log, detach=detach)
     deadline = time.monotonic() + READY_TIMEOUT
-    while not port_open(HOST, port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_child(proc, proc.pid, None)
-            raise RuntimeError(f"github emulator did not start; see {workdir / 'github-emulator.log'}")
-        time.sleep(0.05)
+    try:
+        while not port_open(HOST, port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"github emulator did not start; see {workdir / 'github-emulator.log'}")
+            time.sleep(0.05)
+    except BaseException:  # a failed start, or a signal while waiting: never leave it running
+        stop_child(proc, proc.pid, None)
+        raise
     return proc, f"https://{HOST}:{port}", cert.ca_file
 
 
