@@ -34,6 +34,7 @@ bench: deps
 	$(BIN)/python bench/gar_scale.py
 	$(BIN)/python bench/acr_scale.py
 	$(BIN)/python bench/dockerhub_scale.py
+	$(BIN)/python bench/ghcr_scale.py
 
 # docs/rules.md is generated from the rule metadata; tests/unit/test_rules_doc.py fails when it is stale.
 docs: $(STAMP)

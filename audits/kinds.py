@@ -28,6 +28,7 @@ from audits.targets import (
     DockerHubTarget,
     EcrTarget,
     GarTarget,
+    GhcrTarget,
     HarborTarget,
     ImageRefsTarget,
     TargetConfig,
@@ -106,6 +107,15 @@ _TABLE: dict[str, Kind] = {
             provisioner="components.artifact_registry",
             declarer="policy.declared_gar",
             sandbox="sandbox.gar_estate:start_gar_estate",
+        ),
+        Kind(
+            "ghcr",
+            "GitHub Container Registry",
+            GhcrTarget,
+            "audits.collectors.ghcr",
+            registry=True,
+            provisioner="components.ghcr",
+            sandbox="sandbox.ghcr_estate:start_ghcr_estate",
         ),
         Kind(
             "docker-config",

@@ -249,6 +249,7 @@ class RepositoryFacts:
     # Immutable tags: a cosign `.sig` tag, once written, cannot be rewritten to add
     # another signature (GAR keeps cosign signatures as tags; it has no referrers API).
     signature_tags_immutable: bool = False
+    linked_repository: str | None = None  # source repository a package is linked to (GHCR); None: not linked / n.a.
 
 
 # --------------------------------------------------------------------------

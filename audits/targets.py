@@ -9,7 +9,7 @@ come from; this module only describes the fields.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -275,3 +275,29 @@ class DockerHubTarget(TargetConfig):
     secret_hint: ClassVar[str] = (
         "put the access token in an environment variable and name it with token_env (the Docker ID with username_env)"
     )
+
+
+class GhcrTarget(TargetConfig):
+    """The container packages of one GitHub organization or user on GHCR.
+
+    `api_url` and `registry_url` exist for GitHub Enterprise Server and for the
+    sandbox's emulator; a user auditing github.com keeps the defaults."""
+
+    owner: str = Field(
+        pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$", description="the organization or user login owning the packages"
+    )
+    owner_type: Literal["org", "user"] = Field("org", description="org: /orgs/{owner}/packages; user: /users/{owner}")
+    token_env: str | None = Field(
+        None, description="environment variable holding a token with read:packages (read:org for Actions settings)"
+    )
+    packages: list[str] = Field(default_factory=list, description="fnmatch filters on package names; empty: all")
+    api_url: str = Field("https://api.github.com", pattern=_BASE_URL_PATTERN, description="GitHub REST API base URL")
+    registry_url: str = Field("https://ghcr.io", pattern=_BASE_URL_PATTERN, description="the OCI registry base URL")
+    ca_file: Path | None = Field(None, description="CA bundle for api_url and registry_url; system store otherwise")
+    timeout: float = Field(10.0, gt=0, description="seconds per request (the target's total is `deadline`)")
+    max_rate_limit_wait: float = Field(
+        60.0, ge=0, description="seconds the audit may wait for a GitHub rate limit to reset before skipping work"
+    )
+
+    path_fields: ClassVar[frozenset[str]] = frozenset({"ca_file"})
+    secret_hint: ClassVar[str] = "put the GitHub token in an environment variable and name it with token_env"

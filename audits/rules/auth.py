@@ -110,6 +110,14 @@ def _answers_anonymously(status: int | None) -> bool:
                     "list it in the target's `public_repositories` if it is meant to be public"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "GitHub has no API for package visibility: make the package private in its settings (Package "
+                    "settings -> Danger Zone -> Change visibility), or list it in `public_repositories` when it is "
+                    "meant to be public"
+                ),
+                component="GhcrPublishWorkflowArgs(visibility='private')",
+            ),
         },
     )
 )
@@ -247,6 +255,12 @@ def _judge_repository(facts: FactView, repo: RepositoryFacts, probed_open: bool)
                     "set `registry_url` to `https://registry-1.docker.io` and drop other `allowed_token_realms`"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "ghcr.io sends no Basic challenge over plain HTTP: the answer came from another endpoint; check "
+                    "`registry_url`"
+                ),
+            ),
         },
     )
 )
@@ -348,6 +362,12 @@ def _token_realm(facts: FactView) -> TokenRealmFacts | None:
                     "give every person their own Docker ID with an organization role and automation an "
                     "organization access token (`POST https://hub.docker.com/v2/orgs/<org>/access-tokens`); stop "
                     "sharing one account"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "GHCR has no shared admin account: grant package access to teams and repositories (Package "
+                    "settings -> Manage access) instead of sharing one account's token"
                 ),
             ),
         },

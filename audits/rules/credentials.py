@@ -109,6 +109,14 @@ def _credential_evidence(facts: FactView, cred: CredentialFacts, **extra: object
                     "clients (`docker login --password-stdin`), then `DELETE /v2/access-tokens/<uuid>`"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "publish from Actions with the job's `GITHUB_TOKEN` (`permissions: packages: write` in the "
+                    "publish workflow only) and audit with a fine-grained, expiring read-only token; then delete the "
+                    "classic token (Settings -> Developer settings -> Personal access tokens)"
+                ),
+                component="GhcrOrgSettingsArgs(organization='<org>', default_workflow_permissions='read')",
+            ),
         },
     )
 )
@@ -149,7 +157,12 @@ def _judge_expiry(ctx: RuleContext, facts: FactView, cred: CredentialFacts) -> V
         if lifetime > max_days:
             return failed(cred.id, f"{cred.kind} lives {lifetime} days (more than {max_days})", **ev)
         return passed(cred.id, f"{cred.kind} expires after {lifetime} days", **ev)
-    return passed(cred.id, f"{cred.kind} expires {cred.expires_at.date()}", **_credential_evidence(facts, cred))
+    # Creation unknown (GitHub reports only a PAT's expiry): judge the lifetime it has left.
+    left = (cred.expires_at - ctx.now).days
+    ev = _credential_evidence(facts, cred, days_left=left, max_days=max_days)
+    if left > max_days:
+        return failed(cred.id, f"{cred.kind} stays valid another {left} days (more than {max_days})", **ev)
+    return passed(cred.id, f"{cred.kind} expires {cred.expires_at.date()}", **ev)
 
 
 # NIST mapping corrected from RULES.md (IA-5(1)) to IA-5: rotation ("change or refresh
@@ -213,6 +226,12 @@ def _judge_expiry(ctx: RuleContext, facts: FactView, cred: CredentialFacts) -> V
                     "then revoke the old or unused one: `curl -X DELETE "
                     "https://hub.docker.com/v2/access-tokens/<uuid> -H 'Authorization: Bearer <jwt from POST "
                     "/v2/auth/token>'` (organization tokens: `DELETE /v2/orgs/<org>/access-tokens/<id>`)"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "regenerate the token (Settings -> Developer settings -> Personal access tokens -> Regenerate) "
+                    "and update the secret holding it: `gh secret set <NAME> --org <org>`"
                 ),
             ),
         },

@@ -85,6 +85,12 @@ def requires_customer_key(ctx: RuleContext) -> bool:
                     "keys (`regguard recommend --use-case compliance-audit-trail`)"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "GitHub encrypts package storage with keys it manages and offers no customer key: keep data that "
+                    "needs one in a registry that offers it (`regguard recommend`)"
+                ),
+            ),
         },
     )
 )

@@ -78,6 +78,12 @@ from audits.rules.registry import (
                     "--src docker --dest docker <old>/<repo> <new>/<repo>`)"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "`regguard recommend --use-case <id>` lists the kinds that fit; GHCR fits public open-source "
+                    "projects and GitHub-centric CI/CD"
+                ),
+            ),
         },
     )
 )

@@ -84,6 +84,12 @@ BASELINE_DAYS = 14
                     "https://hub.docker.com/v2/auditlogs/<org>?from=<date> -H 'Authorization: Bearer <jwt>'`"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "stream the organization audit log (Settings -> Audit log -> Log streaming) or export package "
+                    "events with `gh api '/orgs/<org>/audit-log?phrase=action:package'`"
+                ),
+            ),
         },
     )
 )
@@ -158,6 +164,12 @@ def access_logged(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "see what changed in the audit log (`GET "
                     "https://hub.docker.com/v2/auditlogs/<org>?name=<org>/<repo>`); revoke tokens that are not "
                     "yours (`DELETE /v2/access-tokens/<uuid>`)"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "GHCR reports no daily pull counts: find who pulled in the organization audit log (`gh api "
+                    "'/orgs/<org>/audit-log?phrase=action:package'`)"
                 ),
             ),
         },

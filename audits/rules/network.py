@@ -71,6 +71,12 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                     "registry with private endpoints, and keep the rest private with read-only tokens"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "ghcr.io is an internet endpoint: restrict who reaches the organization with an IP allow list "
+                    "(organization Settings -> Authentication security)"
+                ),
+            ),
         },
     )
 )

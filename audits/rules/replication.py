@@ -73,6 +73,12 @@ from audits.rules.registry import (
                     "docker.io/<org>/<repo> <mirror-registry>/<org>`"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "GitHub runs ghcr.io's storage; for a copy you control, mirror releases: `skopeo sync --src "
+                    "docker --dest docker ghcr.io/<org>/<package> <mirror>/<org>`"
+                ),
+            ),
         },
         prod_only=True,
     )

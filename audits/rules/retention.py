@@ -71,6 +71,13 @@ from audits.rules.registry import FactView, Remediation, RuleContext, RuleMeta, 
                     "Delete) from a scheduled clean-up, keeping release tags"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "GHCR has no retention policy: delete old and untagged versions from a scheduled workflow "
+                    "(`actions/delete-package-versions` with `min-versions-to-keep` and "
+                    "`delete-only-untagged-versions`)"
+                ),
+            ),
         },
     )
 )

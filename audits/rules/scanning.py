@@ -98,6 +98,12 @@ _SEVERITY_ALIASES = {"informational": Severity.INFO, "negligible": Severity.INFO
                     "enable Docker Scout on the repository: `docker scout repo enable --org <org> <org>/<repo>`"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "GHCR does not scan images: add a scan step to the publish workflow before it pushes (e.g. "
+                    "`trivy image --exit-code 1 --severity CRITICAL,HIGH <image>`)"
+                ),
+            ),
         },
     )
 )
@@ -215,6 +221,12 @@ def newest_tag(repo: RepositoryFacts) -> TagFacts | None:
                 cli=(
                     "list the findings with `docker scout cves docker.io/<org>/<repo>:<tag>`, rebuild on a "
                     "patched base and push a new version"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "rebuild on a patched base image and publish a new version; list what is affected with `trivy "
+                    "image ghcr.io/<org>/<package>@<digest>`"
                 ),
             ),
         },

@@ -125,6 +125,13 @@ def _immutable_note(repo: RepositoryFacts) -> str:
                     "docker.io/<org>/<repo>@<digest>` (after `docker login --password-stdin`)"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "sign in the publish workflow right after the push: `cosign sign --yes "
+                    "ghcr.io/<org>/<package>@<digest>` (keyless through the job's OIDC token)"
+                ),
+                component="GhcrPublishWorkflowArgs(signing='keyless')",
+            ),
         },
         prod_only=True,
     )
@@ -200,6 +207,13 @@ def prod_images_signed(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     "sign with the release key (`cosign sign --key release.key docker.io/<org>/<repo>@<digest>`) "
                     "and list its public key in `trusted_keys`"
                 ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "add the release public key to `trusted_keys` in regguard.yaml and check with `cosign verify "
+                    "--key <key.pub> ghcr.io/<org>/<package>@<digest>`; re-sign what another key signed"
+                ),
+                component="GhcrPublishWorkflowArgs(signing='key')",
             ),
         },
         prod_only=True,
@@ -297,6 +311,13 @@ def _judge_verification(facts: FactView, repo: RepositoryFacts, tag: TagFacts) -
                     "Docker Hub accepts unsigned pushes (Docker Content Trust is retired): sign in CI with "
                     "cosign and enforce at admission (Kyverno `verifyImages`, Sigstore policy-controller)"
                 ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "GHCR accepts unsigned pushes: sign in the publish workflow and enforce signatures at admission "
+                    "(e.g. a Kubernetes policy verifying cosign)"
+                ),
+                component="GhcrPublishWorkflowArgs(signing='keyless')",
             ),
         },
     )

@@ -105,6 +105,14 @@ LATEST = "latest"
                     "by version or digest"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "delete the version tagged `latest`: `gh api -X DELETE "
+                    "/orgs/<org>/packages/container/<package>/versions/<version-id>`, and deploy by version tag or "
+                    "digest"
+                ),
+                component="GhcrPublishWorkflowArgs(latest_on_default_branch=False)",
+            ),
         },
         prod_only=True,
     )
@@ -199,6 +207,12 @@ def _latest_references(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                     'application/json\' -d \'{"immutable_tags": true, "immutable_tags_rules": ["v.*", "[0-9].*", '
                     '"release-.*"]}\'` (an empty rule list makes every tag immutable; check rules first with '
                     "`POST .../immutabletags/verify`)"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "GHCR cannot make tags immutable: deploy by digest (`@sha256:`) and grant `packages: write` only "
+                    "to the publish workflow"
                 ),
             ),
         },
@@ -349,6 +363,12 @@ def _pattern(text: str) -> re.Pattern[str] | None:
                     "push the same image under a version tag (`docker buildx imagetools create -t "
                     "docker.io/<org>/<repo>:1.4.2 docker.io/<org>/<repo>:stable`), then delete the unversioned "
                     "tag in Docker Hub"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "push a semantic-version tag for the same digest: tag the commit `v1.2.3` so the publish "
+                    "workflow's `type=semver` rule tags the image"
                 ),
             ),
         },

@@ -107,6 +107,12 @@ def _plain_http_target(facts: FactView, verdict: VerdictFunc, message: str) -> V
                     "and check the audit host's trust store (`ca_file`)"
                 ),
             ),
+            "ghcr": Remediation(
+                cli=(
+                    "ghcr.io serves the registry API over HTTPS only: a plain-HTTP answer means the audit reached "
+                    "something else (a proxy, or a wrong `registry_url`)"
+                ),
+            ),
         },
     )
 )
@@ -189,6 +195,12 @@ def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
                 cli=(
                     "Docker Hub runs its own TLS: set `registry_url: https://registry-1.docker.io` (the default) "
                     "and check the audit host's trust store (`ca_file`)"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "ghcr.io carries a certificate GitHub manages: a failure means a TLS-intercepting proxy or a "
+                    "wrong `registry_url` / `ca_file`"
                 ),
             ),
         },
@@ -295,6 +307,11 @@ def _days_remaining(ctx: RuleContext, tls: TlsFacts) -> float | None:
                 cli=(
                     "Docker Hub runs its own TLS: set `registry_url: https://registry-1.docker.io` (the default) "
                     "and check the audit host's trust store (`ca_file`)"
+                ),
+            ),
+            "ghcr": Remediation(
+                cli=(
+                    "GitHub renews the certificate of ghcr.io; renew the certificate of any proxy in front of it"
                 ),
             ),
         },

@@ -41,7 +41,16 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
-SERVER_MARKERS = ("docker-registry", "moto.server", "moto_server", "sandbox.harbor_emulator")
+SERVER_MARKERS = (
+    "docker-registry",
+    "moto.server",
+    "moto_server",
+    "sandbox.harbor_emulator",
+    "sandbox.github_emulator",
+    "sandbox.dockerhub_emulator",
+    "sandbox.gar_estate",
+    "sandbox.acr_estate",
+)
 _before: set[str] = set()
 
 
@@ -121,6 +130,20 @@ def test_insecure_registries_fail_the_expected_rules(demo: tuple[subprocess.Comp
         assert "fail" in insecure[rule], (rule, insecure[rule])
     assert "fail" in basic["RG-AUTH-002"]
     assert "fail" in basic["RG-TLS-001"]
+
+
+def test_ghcr_orgs_are_audited_one_compliant_one_weak(
+    demo: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
+    table = statuses(demo[1])
+    secure, legacy = table["ghcr-acme-secure"], table["ghcr-acme-legacy"]
+    for rule in ("RG-TLS-001", "RG-TLS-002", "RG-AUTH-001", "RG-SIGN-001", "RG-SIGN-002", "RG-TAG-001", "RG-CRED-001"):
+        assert secure[rule] == {"pass"}, (rule, secure[rule])
+    for rule in ("RG-AUTH-001", "RG-TAG-001", "RG-SIGN-001", "RG-CRED-001"):
+        assert "fail" in legacy[rule], (rule, legacy[rule])
+    assert "ghcr-acme-secure" in demo[0].stdout and "GitHub API rate limit:" in demo[0].stdout
+    for name in ("report.html", "report.md", "report.sarif", "report.junit.xml", "oscal-assessment-results.json"):
+        assert "ghcr-acme-legacy" in (demo[1] / name).read_text(), name
 
 
 def test_ecr_estate_is_audited_with_its_seeded_failures(

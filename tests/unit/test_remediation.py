@@ -29,6 +29,7 @@ from audits.rules.registry import RuleContext, catalog
 CLOUD_CLIS = re.compile(r"\b(aws|gcloud|az|GAR|ACR|Harbor|Docker Hub|GHCR)\b")
 NOT_ECR = re.compile(r"\b(gcloud|az|GAR|ACR|Harbor|Docker Hub|GHCR|htpasswd|config\.yml)\b")
 NOT_ACR = re.compile(r"\b(aws|gcloud|ECR|GAR|Harbor|Docker Hub|GHCR|htpasswd|config\.yml|amazonaws)\b")
+NOT_GHCR = re.compile(r"\b(aws|gcloud|az|GAR|ACR|Harbor|Docker Hub|htpasswd|config\.yml)\b")
 
 
 def implemented_pairs() -> list[tuple[str, str]]:
@@ -55,6 +56,8 @@ def test_a_distribution_fix_names_no_cloud_and_an_ecr_fix_no_other_provider(rule
         assert fix.component is None or fix.component.startswith("DistributionVmArgs("), fix.component
     if (fix := meta.remediation_for("ecr")) is not None:
         assert not NOT_ECR.search(fix.cli), fix.cli
+    if (fix := meta.remediation_for("ghcr")) is not None:
+        assert not NOT_GHCR.search(fix.cli), fix.cli
 
 
 NOT_GAR = re.compile(r"\b(aws|az|ECR|ACR|Harbor|Docker Hub|GHCR|htpasswd|config\.yml)\b")
@@ -149,5 +152,5 @@ def test_passing_findings_carry_no_remediation() -> None:
 
 
 def test_kind_table_names_every_kind_with_a_collector() -> None:
-    registries = {"distribution", "ecr", "harbor", "gar", "acr", "dockerhub"}
+    registries = {"distribution", "ecr", "harbor", "gar", "acr", "dockerhub", "ghcr"}
     assert set(kinds.names()) == registries | {"docker-config", "image-refs"}

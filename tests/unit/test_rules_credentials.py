@@ -57,6 +57,16 @@ def test_lifetime_longer_than_max_age_fails() -> None:
     assert "3650 days" in verdict.message
 
 
+def test_a_token_of_unknown_age_is_judged_by_the_lifetime_it_has_left() -> None:
+    """GitHub reports when a PAT expires, never when it was made: a token valid for
+    another year is long-lived, one expiring next week is not."""
+    year = cred("ghp-year", "token", age_days=None, lifetime_days=365)
+    week = cred("ghp-week", "token", age_days=None, lifetime_days=7)
+    verdicts = run("RG-CRED-001", DEV, creds_view(year, week, kind="ghcr"))
+    assert mapping_of(verdicts) == {"ghp-year": Status.FAIL, "ghp-week": Status.PASS}
+    assert "365 days" in next(v.message for v in verdicts if v.resource == "ghp-year")
+
+
 def test_iam_user_key_with_push_fails_only_in_prod() -> None:
     key = cred("AKIAEXAMPLE", "iam-access-key", lifetime_days=None, can_push=True)
     assert only(run("RG-CRED-001", PROD, creds_view(key, kind="ecr"))).status is Status.FAIL
