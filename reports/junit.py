@@ -83,6 +83,17 @@ def _testcase(suite: ET.Element, finding: Finding) -> None:
         child.text = _case_body(finding)
     elif finding.status is Status.NOT_APPLICABLE:
         ET.SubElement(case, "skipped", {"message": f"not applicable: {message}"})
+    elif finding.status is Status.WAIVED:  # an accepted failure: skipped, never passed
+        child = ET.SubElement(case, "skipped", {"message": f"waived failure: {message}"})
+        child.text = _case_body(finding)
+
+
+def _since_last(result: AuditResult) -> str:
+    diff = result.since_last
+    if diff is None:
+        return "no earlier run"
+    return (f"since run {diff.base}: {len(diff.new_failures)} new, {len(diff.fixed)} fixed, "
+            f"{len(diff.persisting)} persisting failure(s), {len(diff.changed)} changed")
 
 
 def _suite(
@@ -106,7 +117,7 @@ def _suite(
             "tests": str(len(findings)),
             "failures": count(Status.FAIL),
             "errors": count(Status.ERROR),
-            "skipped": count(Status.NOT_APPLICABLE, Status.MANUAL),
+            "skipped": count(Status.NOT_APPLICABLE, Status.MANUAL, Status.WAIVED),
             "time": f"{max(target.duration_s, 0.0):.3f}",
             "package": _token(f"regguard.{target.kind}", "regguard"),
             "id": str(index),
@@ -120,6 +131,8 @@ def _suite(
         ("target.kind", target.kind),
         ("target.complete", str(target.complete).lower()),
         ("target.requests", str(target.requests)),
+        ("run_id", result.run_id or ""),
+        ("since_last_run", _since_last(result)),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": xml_text(value)})
     for finding in findings:
