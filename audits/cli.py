@@ -155,8 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         **_history_handlers(),
     }
     from audits.config import ConfigError
+    from audits.history import HistoryError
     from audits.safe_files import UnsafeLocation
-    from audits.store.db import HistoryError
     from audits.untrusted import terminal_text
 
     try:

@@ -52,6 +52,12 @@ class _Record(BaseModel):
     )
 
 
+class HistoryError(Exception):
+    """The history database cannot be used: one line for the user (exit 2).
+    Defined here, light to import, so the CLI can catch it without loading
+    SQLAlchemy for commands that never touch the history."""
+
+
 def _warn_on_stderr(message: str) -> None:
     print(f"regguard: warning: {terminal_text(message, limit=1000)}", file=sys.stderr)
 

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, insert, s
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from audits.history import HistoryError
 from audits.model import AuditResult, Finding, TrendPoint, utcnow
 from audits.store.chain import GENESIS, evidence_digest, run_content_hash
 from audits.store.schema import findings, imports, runs
@@ -38,10 +39,6 @@ PG_LOCK_KEY = 0x7265_6767  # "regg": the advisory lock every writer takes
 SQLITE_BUSY_TIMEOUT_S = 60  # a writer waits this long for another one to commit
 MAX_BASELINE_RUNS = 400  # about a year of daily audits feeds RG-MON-002's baseline
 FINDINGS_BATCH = 5_000  # rows per INSERT round trip
-
-
-class HistoryError(Exception):
-    """The history store cannot be used: one line for the user (exit 2)."""
 
 
 @dataclass(frozen=True)

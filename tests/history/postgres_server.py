@@ -41,8 +41,9 @@ def _as_owner(argv: list[str]) -> list[str]:
 
 
 @contextmanager
-def running_postgres() -> Iterator[str]:
-    """Yield the URL of a superuser connection to the `postgres` database."""
+def running_postgres(fsync: bool = False) -> Iterator[str]:
+    """Yield the URL of a superuser connection to the `postgres` database
+    (fsync off for tests: their data is thrown away; on for benchmarks)."""
     workdir = Path(tempfile.mkdtemp(prefix="regguard-pg-"))
     data = workdir / "data"
     if os.geteuid() == 0:
@@ -52,7 +53,8 @@ def running_postgres() -> Iterator[str]:
         _as_owner([_bin("initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "trust", "--no-sync", "-E", "UTF8"]),
         check=True, capture_output=True, timeout=120,
     )
-    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+    durability = "" if fsync else " -c fsync=off -c full_page_writes=off"
+    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1{durability}"
     start = [_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(workdir / "log"), "-w", "-t", "60", "start"]
     subprocess.run(_as_owner(start), check=True, capture_output=True, timeout=90)
     try:
