@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from audits.engine import AuditRun
     from audits.model import Severity
     from audits.scheduler import StopRequest
+    from audits.store.db import Shard
     from sandbox.estate import Estate
 
 EXIT_OK, EXIT_USAGE = 0, 2  # 1 (failing) and 3 (incomplete) come from engine.exit_code
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--history", metavar="URL", default=None,
                        help="history database (SQLite path or postgresql://...; default REGGUARD_HISTORY_URL, "
                        "`history:` in the config, else ~/.local/share/regguard/history.sqlite)")
+    audit.add_argument("--shard", default=None, metavar="I/N",
+                       help="audit only shard I of N of the targets (with --run-id; `report --run ID` joins them)")
+    audit.add_argument("--run-id", default=None, metavar="ID", help="the run a --shard belongs to")
     audit.add_argument(
         "--max-repositories",
         type=int,
@@ -245,6 +249,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise UsageError("--deadline must be a number of seconds above 0")
     if args.max_repositories is not None and args.max_repositories < 1:
         raise UsageError("--max-repositories must be at least 1")
+    shard = _parse_shard(args.shard, args.run_id)
     config = load_config(args.config)
     run = audit_and_report(
         config,
@@ -257,6 +262,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         deadline=args.deadline,
         max_repositories=args.max_repositories,
         history=args.history,
+        shard=shard,
     )
     return EXIT_INCOMPLETE if run.interrupted else exit_code(run.result, fail_on)
 
@@ -273,16 +279,19 @@ def audit_and_report(
     deadline: float | None = None,
     max_repositories: int | None = None,
     history: str | None = None,
+    shard: Shard | None = None,
 ) -> AuditRun:
     """Check the output location and the history store, run the audit with
     progress, store the run, write reports, print the summary. A signal
     during the run ends the collection early; the reports still follow."""
     from audits.engine import run_audit
-    from audits.history_cli import open_for_config, prepare_history, store_run
+    from audits.history_cli import open_for_config, prepare_history, shard_targets, store_run
     from audits.progress import terminal_progress
     from audits.scheduler import StopRequest
 
     _check_output(output)
+    if shard is not None:
+        config = shard_targets(config, shard)
     db = open_for_config(history, config, config_dir)
     try:
         baseline = prepare_history(db, config, config_dir)
@@ -301,7 +310,7 @@ def audit_and_report(
                 )
             if run.interrupted:
                 print(f"regguard: {run.interrupted}; writing the reports of what was collected", file=sys.stderr)
-            run = store_run(db, run)
+            run = store_run(db, run, shard)
             _write_outputs(run, formats, output, evidence, config)
     finally:
         db.close()
@@ -341,6 +350,22 @@ def _facts_for_bundle(run: AuditRun) -> dict[str, dict[str, Any]]:
     from audits.serialize import facts_to_data
 
     return {name: facts_to_data(tf) for name, tf in run.facts.items()}
+
+
+def _parse_shard(text: str | None, run_id: str | None) -> Shard | None:
+    """`--shard I/N` with `--run-id ID`: both or neither."""
+    if text is None and run_id is None:
+        return None
+    from audits.store.db import Shard
+
+    if text is None or not run_id:
+        raise UsageError("--shard I/N and --run-id ID go together")
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise UsageError(f"--shard: expected I/N with 1 <= I <= N, not {text!r}")
+    if len(run_id) > 48 or not run_id.replace("-", "").replace("_", "").isalnum():
+        raise UsageError("--run-id: letters, digits, - and _ only, at most 48 characters")
+    return Shard(run_id, int(index), int(count))
 
 
 def _parse_formats(text: str) -> list[str]:

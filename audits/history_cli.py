@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from audits.engine import AuditRun
     from audits.model import AuditResult, Finding, RunDiff
     from audits.store import HistoryDB, StoredFinding, StoredRun
+    from audits.store.db import Shard
 
 TREND_RUNS = 30  # runs the trend charts show: a month of nightly audits
 
@@ -71,16 +72,28 @@ def prepare_history(db: HistoryDB, config: AuditConfig, config_dir: Path) -> dic
     return db.pull_baseline()
 
 
-def store_run(db: HistoryDB, run: AuditRun) -> AuditRun:
-    """Append the run; return it with its run id, the comparison with the
-    previous audit and the trend. A store that fails now is a warning: the
-    reports of the audit are still written."""
+def shard_targets(config: AuditConfig, shard: Shard) -> AuditConfig:
+    """The targets of shard I of N: by name order, every N-th from the I-th,
+    so every shard of the same config picks the same, disjoint set."""
+    from audits.cli import UsageError
+
+    ordered = sorted(config.targets, key=lambda t: t.name)
+    chosen = [t for i, t in enumerate(ordered) if i % shard.count == shard.index - 1]
+    if not chosen:
+        raise UsageError(f"--shard {shard.index}/{shard.count}: no target falls in it (the config has {len(ordered)})")
+    return config.model_copy(update={"targets": chosen})
+
+
+def store_run(db: HistoryDB, run: AuditRun, shard: Shard | None = None) -> AuditRun:
+    """Append the run (or shard); return it with its run id, the comparison
+    with the previous audit and the trend. A store that fails now is a
+    warning: the reports of the audit are still written."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from audits.history import pull_counts
 
     try:
-        stored = db.record(run.result, pull_counts(run.facts))
+        stored = db.record(run.result, pull_counts(run.facts), shard=shard)
         result = with_history(db, run.result, stored)
     except SQLAlchemyError as exc:
         print(f"regguard: warning: the run was not stored in the history ({type(exc).__name__})", file=sys.stderr)
@@ -91,7 +104,11 @@ def store_run(db: HistoryDB, run: AuditRun) -> AuditRun:
 def with_history(db: HistoryDB, result: AuditResult, stored: StoredRun) -> AuditResult:
     """The result annotated with its run id, "since the last run" and the trend."""
     earlier = [r for r in db.runs(last=TREND_RUNS + 1) if r.seq <= stored.seq]
+    # A shard is part of a run: comparing it alone with a whole earlier run would
+    # call the other shards' findings fixed. `report --run ID` compares the whole.
     previous = next((r for r in reversed(earlier) if r.seq < stored.seq and r.source == "audit"), None)
+    if stored.source == "shard":
+        previous = None
     shown = {r.run_id for r in earlier[-TREND_RUNS:]}
     trend = tuple(p for p in db.trend(TREND_RUNS + 1) if p.run_id in shown)
     since_last = _diff(db, previous, stored) if previous else None
@@ -180,13 +197,46 @@ def cmd_report(args: argparse.Namespace) -> int:
     _check_output(args.output)
     db = open_for_args(args)
     try:
-        stored = db.run(args.run)
-        result = with_history(db, stored_result(stored, db.findings(stored)), stored)
+        parts = db.shards(args.run)
+        result = _joined_shards(db, args.run, parts) if parts else _stored_run_result(db, db.run(args.run))
     finally:
         db.close()
     for path in write_reports(result, catalog(), formats, args.output):
         print(f"wrote {path}")
     return 0
+
+
+def _stored_run_result(db: HistoryDB, stored: StoredRun) -> AuditResult:
+    return with_history(db, stored_result(stored, db.findings(stored)), stored)
+
+
+def _joined_shards(db: HistoryDB, group_id: str, parts: Sequence[StoredRun]) -> AuditResult:
+    """The shards of one run as one result: every shard's targets and
+    findings, the earliest start and latest finish, compared with the
+    previous whole audit. A missing shard makes the run incomplete."""
+    from audits.diff import compare_runs
+    from audits.model import TargetSummary, finding_sort_key
+
+    results = [stored_result(p, db.findings(p)) for p in parts]
+    expected = int((parts[0].shard or "1/1").split("/")[1])
+    present = {p.shard for p in parts}
+    missing = [f"{i}/{expected}" for i in range(1, expected + 1) if f"{i}/{expected}" not in present]
+    targets = tuple(t for r in results for t in r.targets)
+    if missing:
+        gap = TargetSummary(f"(shards {', '.join(missing)})", "shard", False, (f"shard(s) {', '.join(missing)} "
+                            f"of run {group_id} not stored",))
+        targets = (*targets, gap)
+    joined = dataclasses.replace(
+        results[0], run_id=group_id, started_at=min(r.started_at for r in results),
+        finished_at=max(r.finished_at for r in results), targets=targets,
+        findings=tuple(sorted((f for r in results for f in r.findings), key=finding_sort_key)),
+    )
+    first = min(p.seq for p in parts)
+    previous = next((r for r in reversed(db.runs()) if r.seq < first and r.source == "audit"), None)
+    if previous is None:
+        return joined
+    since = compare_runs(previous.run_id, db.findings(previous), group_id, joined.findings)
+    return dataclasses.replace(joined, since_last=since)
 
 
 def stored_result(stored: StoredRun, rows: Sequence[StoredFinding]) -> AuditResult:

@@ -38,8 +38,13 @@ RUN_FIELDS = (
 FINDING_FIELDS = ("rule", "target", "resource", "status", "severity", "message", "evidence_sha256", "waiver")
 
 
+SHARD_FIELDS = ("group_id", "shard")  # revision 0002; hashed only when set, so 0001 runs keep their hashes
+
+
 def run_content_hash(run: Mapping[str, Any], findings: Sequence[Mapping[str, Any]]) -> str:
     """SHA-256 of the run row (JSON columns as stored text) and its findings
     in identity order."""
     rows = sorted(([f[k] for k in FINDING_FIELDS] for f in findings), key=lambda r: (r[0], r[1], r[2]))
-    return sha256_hex(canonical_json({"run": {k: run[k] for k in RUN_FIELDS}, "findings": rows}))
+    fields = {k: run[k] for k in RUN_FIELDS}
+    fields.update({k: run[k] for k in SHARD_FIELDS if run.get(k) is not None})
+    return sha256_hex(canonical_json({"run": fields, "findings": rows}))

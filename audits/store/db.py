@@ -42,6 +42,19 @@ FINDINGS_BATCH = 5_000  # rows per INSERT round trip
 
 
 @dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count` of the run `group_id` (`--shard I/N --run-id ID`)."""
+
+    group_id: str
+    index: int
+    count: int
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.group_id}.{self.index}of{self.count}"
+
+
+@dataclass(frozen=True)
 class StoredRun:
     seq: int
     run_id: str
@@ -54,6 +67,8 @@ class StoredRun:
     summary: dict[str, int]
     previous_sha256: str
     content_sha256: str
+    group_id: str | None = None
+    shard: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,10 +149,12 @@ class HistoryDB:
         *,
         source: str = "audit",
         run_id: str | None = None,
+        shard: Shard | None = None,
     ) -> StoredRun:
-        """Append one run with its findings at the head of the chain, in one transaction."""
+        """Append one run (or one shard of a run) with its findings at the
+        head of the chain, in one transaction."""
         with self.write() as conn:
-            return self.append(conn, result, pull_counts, source=source, run_id=run_id)
+            return self.append(conn, result, pull_counts, source=source, run_id=run_id, shard=shard)
 
     def append(
         self,
@@ -148,11 +165,14 @@ class HistoryDB:
         source: str = "audit",
         run_id: str | None = None,
         summary: Mapping[str, int] | None = None,
+        shard: Shard | None = None,
     ) -> StoredRun:
         """Append inside a `write()` transaction (the caller holds the lock)."""
         row: dict[str, Any] = {
-            "run_id": run_id or new_run_id(result),
-            "source": source,
+            "run_id": shard.run_id if shard else (run_id or new_run_id(result)),
+            "group_id": shard.group_id if shard else None,
+            "shard": f"{shard.index}/{shard.count}" if shard else None,
+            "source": "shard" if shard else source,
             "tool_version": result.version,
             "started_at": result.started_at.isoformat(),
             "finished_at": result.finished_at.isoformat(),
@@ -196,11 +216,20 @@ class HistoryDB:
     def run(self, run_id: str) -> StoredRun:
         """The run with this id, or a unique id prefix (`regguard history` shows ids)."""
         with self.engine.connect() as conn:
+            exact = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
+            if exact is not None:
+                return _stored_run(dict(exact._mapping))
             rows = conn.execute(select(runs).where(runs.c.run_id.startswith(run_id, autoescape=True)).limit(2)).all()
         if len(rows) != 1:
             why = "no stored run" if not rows else "more than one stored run"
             raise HistoryError(f"{why} has the id {run_id!r} (see `regguard history`)")
         return _stored_run(dict(rows[0]._mapping))
+
+    def shards(self, group_id: str) -> list[StoredRun]:
+        """The stored shards of run `group_id`, in chain order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(runs).where(runs.c.group_id == group_id).order_by(runs.c.seq))
+            return [_stored_run(dict(r._mapping)) for r in rows]
 
     def findings(self, run: StoredRun) -> list[StoredFinding]:
         with self.engine.connect() as conn:
@@ -312,6 +341,8 @@ def _stored_run(row: Mapping[str, Any]) -> StoredRun:
         summary=json.loads(row["summary"]),
         previous_sha256=row["previous_sha256"],
         content_sha256=row["content_sha256"],
+        group_id=row.get("group_id"),
+        shard=row.get("shard"),
     )
 
 

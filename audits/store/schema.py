@@ -28,6 +28,11 @@ runs = Table(
     Column("pull_counts", Text, nullable=False),  # JSON: target -> repository -> {day: pulls}
     Column("previous_sha256", String(64), nullable=False),
     Column("content_sha256", String(64), nullable=False),
+    # Revision 0002: a shard of a split audit is stored as its own run (its own
+    # place in the chain) named "<group_id>.<i>of<n>"; `report --run <group_id>`
+    # renders the parts together.
+    Column("group_id", String(64), nullable=True, index=True),
+    Column("shard", String(16), nullable=True),  # "i/n"
 )
 
 findings = Table(

@@ -153,3 +153,68 @@ def test_verify_evidence_rejects_a_bundle_whose_run_is_not_in_the_store(
     open_history(other).close()
     assert main(["verify-evidence", str(tmp_path / "out" / "evidence-bundle.zip"), "--history", other]) == 1
     assert "no stored run has the id" in capsys.readouterr().err
+
+
+def _two_target_config(tmp_path: Path) -> Path:
+    targets = []
+    for name in ("alpha", "beta"):
+        docker = tmp_path / f"{name}.json"
+        docker.write_text(json.dumps({"auths": {f"{name}.example.com": {"auth": AUTH}}}))
+        targets.append({"name": name, "kind": "docker-config", "path": str(docker)})
+    config = tmp_path / "sharded.yaml"
+    config.write_text(yaml.safe_dump({"targets": targets}))
+    return config
+
+
+def _shard(config: Path, out: Path, url: str, shard: str) -> None:
+    import os
+
+    code = main(["audit", "-c", str(config), "--output", str(out), "--format", "json", "--history", url,
+                 "--shard", shard, "--run-id", "nightly-7"])
+    os._exit(code)
+
+
+def test_shards_written_in_parallel_are_reported_as_one_run(tmp_path: Path, history_url: str) -> None:
+    import multiprocessing
+
+    config = _two_target_config(tmp_path)
+    assert _audit(tmp_path, history_url, ["alpha.example.com"]) == 1  # an earlier whole run to compare with
+    context = multiprocessing.get_context("fork")
+    shards = [context.Process(target=_shard, args=(config, tmp_path / f"out{i}", history_url, f"{i}/2"))
+              for i in (1, 2)]
+    for p in shards:
+        p.start()
+    for p in shards:
+        p.join(timeout=120)
+    assert [p.exitcode for p in shards] == [1, 1]
+    first = json.loads((tmp_path / "out1" / "report.json").read_text())
+    assert [t["name"] for t in first["targets"]] == ["alpha"]  # each shard audits its own targets
+    out = tmp_path / "joined"
+    assert main(["report", "--run", "nightly-7", "--format", "json", "--output", str(out),
+                 "--history", history_url]) == 0
+    joined = json.loads((out / "report.json").read_text())
+    assert joined["run_id"] == "nightly-7" and sorted(t["name"] for t in joined["targets"]) == ["alpha", "beta"]
+    assert {f["target"] for f in joined["findings"]} == {"alpha", "beta"}
+    assert all(t["complete"] for t in joined["targets"])
+    assert joined["since_last_run"] is not None
+    db = open_history(history_url)
+    assert verify_chain_intact(db)
+    db.close()
+
+
+def test_a_missing_shard_makes_the_joined_run_incomplete(tmp_path: Path, history_url: str) -> None:
+    config = _two_target_config(tmp_path)
+    assert main(["audit", "-c", str(config), "--output", str(tmp_path / "o"), "--format", "json",
+                 "--history", history_url, "--shard", "2/2", "--run-id", "nightly-8"]) == 1
+    out = tmp_path / "joined"
+    assert main(["report", "--run", "nightly-8", "--format", "json", "--output", str(out),
+                 "--history", history_url]) == 0
+    joined = json.loads((out / "report.json").read_text())
+    gaps = [t for t in joined["targets"] if not t["complete"]]
+    assert gaps and "shard(s) 1/2 of run nightly-8 not stored" in gaps[0]["errors"][0]
+
+
+def verify_chain_intact(db: Any) -> bool:
+    from audits.store import verify_chain
+
+    return verify_chain(db).intact

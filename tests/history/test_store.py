@@ -87,7 +87,7 @@ def test_reordered_runs_are_named(history_url: str) -> None:
 def test_the_schema_is_created_on_first_use_and_refused_when_newer(history_url: str) -> None:
     db = open_history(history_url)
     with db.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
     _tamper(db, "UPDATE alembic_version SET version_num = '9999'")
     db.close()
     with pytest.raises(HistoryError, match="schema revision 9999 is newer than this regguard knows"):
@@ -124,4 +124,34 @@ def test_the_json_history_is_imported_once_and_left_alone(history_url: str, tmp_
     assert db.pull_baseline() == {"edge": {"app": {"2026-10-01": 1, "2026-10-02": 2}}}
     assert verify_chain(db).intact
     assert sorted((p.name, p.read_bytes()) for p in legacy.iterdir()) == before
+    db.close()
+
+
+def test_a_database_of_the_first_schema_is_upgraded_and_its_chain_still_verifies(history_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from audits.store.db import MIGRATIONS
+
+    old = HistoryDB(history_url)
+    with old.write() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+    with old.write() as conn:  # a run as regguard with schema 0001 wrote it
+        row = {"run_id": "old-run", "seq": 1, "source": "audit", "tool_version": "0.0.9",
+               "started_at": "2026-10-01T02:00:00+00:00", "finished_at": "2026-10-01T02:01:00+00:00",
+               "environment": "prod", "targets": "[]", "summary": "{}", "pull_counts": "{}",
+               "previous_sha256": "0" * 64}
+        from audits.store.chain import run_content_hash
+
+        row["content_sha256"] = run_content_hash(row, [])
+        columns = ", ".join(row)
+        conn.execute(text(f"INSERT INTO runs ({columns}) VALUES ({', '.join(':' + k for k in row)})"), row)
+    old.close()
+    db = open_history(history_url)
+    db.record(result([finding("RG-TAG-002", "edge", "app", "fail")], day=40), {})
+    assert [r.run_id for r in db.runs()][0] == "old-run"
+    assert verify_chain(db).intact
     db.close()
