@@ -160,6 +160,16 @@ def redact_finding(finding: Finding) -> Finding:
     )
 
 
+def since_last_line(result: AuditResult) -> str:
+    """One line for formats without a section of their own (JUnit, OSCAL
+    properties); empty when there was no earlier run."""
+    diff = result.since_last
+    if diff is None:
+        return ""
+    return (f"since run {diff.base}: {len(diff.new_failures)} new, {len(diff.fixed)} fixed, "
+            f"{len(diff.persisting)} persisting failure(s), {len(diff.changed)} other change(s)")
+
+
 def redact_diff(diff: RunDiff | None) -> RunDiff | None:
     """The "since the last run" comparison with names and messages redacted."""
     if diff is None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from audits.model import AuditResult, Finding, Status, TargetSummary
 from audits.rules.registry import Rule
-from reports.base import prepare_findings, pretty_json, redact_text
+from reports.base import prepare_findings, pretty_json, redact_text, since_last_line
 
 # Characters XML 1.0 cannot carry at all (ElementTree would write them raw).
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -88,14 +88,6 @@ def _testcase(suite: ET.Element, finding: Finding) -> None:
         child.text = _case_body(finding)
 
 
-def _since_last(result: AuditResult) -> str:
-    diff = result.since_last
-    if diff is None:
-        return "no earlier run"
-    return (f"since run {diff.base}: {len(diff.new_failures)} new, {len(diff.fixed)} fixed, "
-            f"{len(diff.persisting)} persisting failure(s), {len(diff.changed)} changed")
-
-
 def _suite(
     parent: ET.Element,
     index: int,
@@ -132,7 +124,7 @@ def _suite(
         ("target.complete", str(target.complete).lower()),
         ("target.requests", str(target.requests)),
         ("run_id", result.run_id or ""),
-        ("since_last_run", _since_last(result)),
+        ("since_last_run", since_last_line(result) or "no earlier run"),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": xml_text(value)})
     for finding in findings:

@@ -40,6 +40,7 @@ from reports.base import (
     isoformat,
     prepare_findings,
     pretty_json,
+    since_last_line,
 )
 
 OSCAL_VERSION = "1.2.1"
@@ -250,7 +251,7 @@ def assessment_results(result: AuditResult, rules: Mapping[str, Rule]) -> dict[s
         "reviewed-controls": {"control-selections": [_control_selection(reviewed)]},
     }
     props = _props(("environment", result.environment), ("run-id", result.run_id or ""),
-                   ("run-sha256", result.run_sha256 or ""),
+                   ("run-sha256", result.run_sha256 or ""), ("since-last-run", since_last_line(result)),
                    *(("framework", fw) for fw in result.frameworks))
     if props:
         one_result["props"] = props

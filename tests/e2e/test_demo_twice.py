@@ -56,6 +56,11 @@ def test_the_second_demo_reports_changes_since_the_first_and_a_trend(twice: Path
     assert set(runs_per_target.values()) == {2}
     md = (twice / "report.md").read_text()
     assert f"Compared with run `{since['base']}`" in md and "## Trend" in md
+    line = f"since run {since['base']}: {len(since['new_failures'])} new"
+    assert line in (twice / "report.junit.xml").read_text()
+    oscal = json.loads((twice / "oscal-assessment-results.json").read_text())
+    props = {p["name"]: p["value"] for p in oscal["assessment-results"]["results"][0]["props"]}
+    assert props["run-id"] == report["run_id"] and props["since-last-run"].startswith(line)
 
 
 def test_history_commands_on_the_demo_history(twice: Path, capsys: pytest.CaptureFixture[str]) -> None:
