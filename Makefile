@@ -35,6 +35,7 @@ bench: deps
 	$(BIN)/python bench/acr_scale.py
 	$(BIN)/python bench/dockerhub_scale.py
 	$(BIN)/python bench/ghcr_scale.py
+	$(BIN)/python bench/history_scale.py
 
 # docs/rules.md is generated from the rule metadata; tests/unit/test_rules_doc.py fails when it is stale.
 docs: $(STAMP)
@@ -55,6 +56,10 @@ system-deps:
 	@missing=""; \
 	command -v docker-registry >/dev/null 2>&1 || missing="$$missing docker-registry"; \
 	command -v skopeo >/dev/null 2>&1 || missing="$$missing skopeo"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
 	    echo "installing Debian packages:$$missing"; \

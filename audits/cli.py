@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from audits.engine import AuditRun
     from audits.model import Severity
     from audits.scheduler import StopRequest
+    from audits.store.db import Shard
     from sandbox.estate import Estate
 
 EXIT_OK, EXIT_USAGE = 0, 2  # 1 (failing) and 3 (incomplete) come from engine.exit_code
@@ -77,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds the whole collection may take; unfinished targets are reported as errors (exit 3)",
     )
+    audit.add_argument("--history", metavar="URL", default=None,
+                       help="history database (SQLite path or postgresql://...; default REGGUARD_HISTORY_URL, "
+                       "`history:` in the config, else ~/.local/share/regguard/history.sqlite)")
+    audit.add_argument("--shard", default=None, metavar="I/N",
+                       help="audit only shard I of N of the targets (with --run-id; `report --run ID` joins them)")
+    audit.add_argument("--run-id", default=None, metavar="ID", help="the run a --shard belongs to")
     audit.add_argument(
         "--max-repositories",
         type=int,
@@ -84,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="audit at most N repositories per target (overrides max_repositories; default 10000)",
     )
+
+    _add_history_commands(sub)
 
     rules = sub.add_parser("rules", help="print the rule catalog")
     rules.add_argument("--format", dest="fmt", choices=("md", "json"), default="md")
@@ -107,6 +116,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_history_commands(sub: Any) -> None:
+    from audits.history_cli import add_history_option
+
+    history = sub.add_parser("history", help="stored runs; `history verify` checks the hash chain")
+    history.add_argument("action", nargs="?", choices=("list", "verify"), default="list")
+    history.add_argument("--target", default=None, help="only runs that audited this target")
+    history.add_argument("--since", default=None, metavar="DATE", help="only runs started at or after DATE")
+    add_history_option(history)
+
+    diff = sub.add_parser("diff", help="new, fixed and persisting failures between two runs (default: the last two)")
+    diff.add_argument("run_a", nargs="?", default=None)
+    diff.add_argument("run_b", nargs="?", default=None)
+    diff.add_argument("--format", dest="fmt", choices=("text", "json"), default="text")
+    add_history_option(diff)
+
+    verify = sub.add_parser("verify-evidence", help="recompute and check an evidence bundle")
+    verify.add_argument("bundle", type=Path)
+    add_history_option(verify)
+
+    report = sub.add_parser("report", help="render a stored (e.g. sharded) run")
+    report.add_argument("--run", required=True, metavar="ID")
+    report.add_argument("--format", dest="formats", default=DEFAULT_FORMATS)
+    report.add_argument("--output", type=Path, default=Path("regguard-report"))
+    add_history_option(report)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -121,19 +156,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rules": cmd_rules,
         "recommend": cmd_recommend,
         "lint-refs": cmd_lint_refs,
+        **_history_handlers(),
     }
     from audits.config import ConfigError
+    from audits.history import HistoryError
     from audits.safe_files import UnsafeLocation
     from audits.untrusted import terminal_text
 
     try:
-        return handlers[args.command](args)
-    except (ConfigError, UsageError, UnsafeLocation) as exc:
+        code: int = handlers[args.command](args)
+        return code
+    except (ConfigError, UsageError, UnsafeLocation, HistoryError) as exc:
         print(f"regguard: {terminal_text(exc, limit=ERROR_LINE_LIMIT)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("regguard: interrupted", file=sys.stderr)
         return EXIT_SIGINT
+
+
+def _history_handlers() -> dict[str, Any]:
+    from audits.evidence_check import cmd_verify_evidence
+    from audits.history_cli import cmd_diff, cmd_history, cmd_report
+
+    return {"history": cmd_history, "diff": cmd_diff, "verify-evidence": cmd_verify_evidence, "report": cmd_report}
 
 
 def run() -> NoReturn:
@@ -204,6 +249,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise UsageError("--deadline must be a number of seconds above 0")
     if args.max_repositories is not None and args.max_repositories < 1:
         raise UsageError("--max-repositories must be at least 1")
+    shard = _parse_shard(args.shard, args.run_id)
     config = load_config(args.config)
     run = audit_and_report(
         config,
@@ -215,6 +261,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         deadline=args.deadline,
         max_repositories=args.max_repositories,
+        history=args.history,
+        shard=shard,
     )
     return EXIT_INCOMPLETE if run.interrupted else exit_code(run.result, fail_on)
 
@@ -230,38 +278,48 @@ def audit_and_report(
     concurrency: int = 16,
     deadline: float | None = None,
     max_repositories: int | None = None,
+    history: str | None = None,
+    shard: Shard | None = None,
 ) -> AuditRun:
-    """Check the output location, run the audit with progress, keep history,
-    write reports, print the summary. A signal during the run ends the
-    collection early; the reports still follow."""
+    """Check the output location and the history store, run the audit with
+    progress, store the run, write reports, print the summary. A signal
+    during the run ends the collection early; the reports still follow."""
     from audits.engine import run_audit
-    from audits.history import HistoryStore
+    from audits.history_cli import open_for_config, prepare_history, shard_targets, store_run
     from audits.progress import terminal_progress
     from audits.scheduler import StopRequest
 
     _check_output(output)
-    history = HistoryStore(config.history_dir or (config_dir / ".regguard" / "history"))
-    stop = StopRequest()
-    with _signals_end_collection(stop):
-        with terminal_progress() as progress:
-            run = run_audit(
-                config,
-                environment=environment,
-                concurrency=concurrency,
-                progress=progress,
-                pull_history=history.pull_baseline(),
-                deadline=deadline,
-                max_repositories=max_repositories,
-                stop=stop,
-            )
-        if run.interrupted:
-            print(f"regguard: {run.interrupted}; writing the reports of what was collected", file=sys.stderr)
-        history.record(run.result, run.facts)
-        _write_outputs(run, formats, output, evidence)
+    if shard is not None:
+        config = shard_targets(config, shard)
+    db = open_for_config(history, config, config_dir)
+    try:
+        baseline = prepare_history(db, config, config_dir)
+        stop = StopRequest()
+        with _signals_end_collection(stop):
+            with terminal_progress() as progress:
+                run = run_audit(
+                    config,
+                    environment=environment,
+                    concurrency=concurrency,
+                    progress=progress,
+                    pull_history=baseline,
+                    deadline=deadline,
+                    max_repositories=max_repositories,
+                    stop=stop,
+                )
+            if run.interrupted:
+                print(f"regguard: {run.interrupted}; writing the reports of what was collected", file=sys.stderr)
+            run = store_run(db, run, shard)
+            _write_outputs(run, formats, output, evidence, config)
+    finally:
+        db.close()
     return run
 
 
-def _write_outputs(run: AuditRun, formats: Sequence[str], output: Path, evidence: bool) -> None:
+def _write_outputs(
+    run: AuditRun, formats: Sequence[str], output: Path, evidence: bool, config: AuditConfig | None = None
+) -> None:
     from audits.rules.registry import catalog
     from audits.summary import print_summary
     from reports import write_evidence_bundle, write_reports
@@ -270,7 +328,9 @@ def _write_outputs(run: AuditRun, formats: Sequence[str], output: Path, evidence
     rules = catalog()
     paths = write_reports(run.result, rules, formats, output)
     if evidence:
-        paths.append(write_evidence_bundle(run.result, rules, output, _facts_for_bundle(run)))
+        reports = {p.name: p.read_bytes() for p in paths}  # the files just written, as the auditor gets them
+        config_data = config.model_dump(mode="json") if config else None
+        paths.append(write_evidence_bundle(run.result, rules, output, _facts_for_bundle(run), reports, config_data))
     print_summary(run.result, paths)
 
 
@@ -290,6 +350,22 @@ def _facts_for_bundle(run: AuditRun) -> dict[str, dict[str, Any]]:
     from audits.serialize import facts_to_data
 
     return {name: facts_to_data(tf) for name, tf in run.facts.items()}
+
+
+def _parse_shard(text: str | None, run_id: str | None) -> Shard | None:
+    """`--shard I/N` with `--run-id ID`: both or neither."""
+    if text is None and run_id is None:
+        return None
+    from audits.store.db import Shard
+
+    if text is None or not run_id:
+        raise UsageError("--shard I/N and --run-id ID go together")
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise UsageError(f"--shard: expected I/N with 1 <= I <= N, not {text!r}")
+    if len(run_id) > 48 or not run_id.replace("-", "").replace("_", "").isalnum():
+        raise UsageError("--run-id: letters, digits, - and _ only, at most 48 characters")
+    return Shard(run_id, int(index), int(count))
 
 
 def _parse_formats(text: str) -> list[str]:
@@ -436,6 +512,9 @@ def _audit_estate(estate: Estate, output: Path) -> AuditRun:
     try:
         os.environ.update(estate.env)
         raw = estate.audit_config(use_cases=DEMO_USE_CASES)
+        # The demo keeps its history beside its reports, so a second `make demo`
+        # shows what changed since the first and a trend (--history/env still win).
+        raw.setdefault("history", ".regguard/history.sqlite")
         config_path = output / "regguard.yaml"
         _write_yaml(config_path, raw)
         config = parse_config(raw, config_path)

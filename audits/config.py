@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 from audits import kinds
 from audits.targets import Strict, TargetConfig
 from audits.vocabulary import DEFAULT_FRAMEWORKS, FRAMEWORKS
+from audits.waivers import Waiver
 
 Framework = Literal["soc2", "nist-800-53", "fedramp-low", "fedramp-moderate", "fedramp-high"]
 assert get_args(Framework) == FRAMEWORKS, "audits.vocabulary.FRAMEWORKS and Framework must list the same names"
@@ -62,7 +63,9 @@ class AuditConfig(Strict):
     production_patterns: list[str] = Field(default_factory=list)
     allowed_registries: list[str] = Field(default_factory=list)
     allowed_namespaces: list[str] = Field(default_factory=list)
-    history_dir: Path | None = Field(None, description="where audit history (pull baselines) is kept")
+    history_dir: Path | None = Field(None, description="the JSON-file history of earlier versions (imported once)")
+    history: str | None = Field(None, description="history database: a SQLite path or a postgresql:// URL")
+    waivers: list[Waiver] = Field(default_factory=list)
     targets: list[TargetConfig] = Field(min_length=1)
 
     @field_validator("targets", mode="before")
@@ -83,6 +86,16 @@ class AuditConfig(Strict):
                 raise ValueError(f"target name {t.name!r} is used twice")
             seen.add(t.name)
         return targets
+
+    @field_validator("history")
+    @classmethod
+    def _no_password_in_history_url(cls, url: str | None) -> str | None:
+        if url and "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+            userinfo = url.split("://", 1)[1].split("@", 1)[0]
+            if ":" in userinfo:
+                raise ValueError("secrets must not be written in the config; give the password in PGPASSWORD "
+                                 "or ~/.pgpass")
+        return url
 
     @field_validator("use_cases")
     @classmethod

@@ -10,7 +10,8 @@ record is read as untrusted input: a file that is not a regular file, is too
 large, is not UTF-8 JSON or does not have the record's shape is skipped with a
 warning (stderr by default), and a history that cannot be written (including
 a directory `audits.safe_files` refuses, such as a link) is a warning too.
-Neither may stop an audit. (A later issue moves history into SQLite.)
+Neither may stop an audit. History now lives in a database (`audits.store`),
+which imports these records once.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ class _Record(BaseModel):
     )
 
 
+class HistoryError(Exception):
+    """The history database cannot be used: one line for the user (exit 2).
+    Defined here, light to import, so the CLI can catch it without loading
+    SQLAlchemy for commands that never touch the history."""
+
+
 def _warn_on_stderr(message: str) -> None:
     print(f"regguard: warning: {terminal_text(message, limit=1000)}", file=sys.stderr)
 
@@ -83,7 +90,7 @@ class HistoryStore:
             "failing": sorted(
                 {f"{f.rule} {f.target}" for f in result.findings if f.status.value == "fail"}
             ),
-            "pull_counts": _pull_counts(facts),
+            "pull_counts": pull_counts(facts),
         }
         data = json.dumps(payload, indent=1, sort_keys=True).encode("utf-8")
         try:
@@ -98,6 +105,10 @@ class HistoryStore:
             {"started_at": r.started_at, "environment": r.environment, "summary": r.summary}
             for r in self._records()
         ]
+
+    def records(self) -> Iterator[_Record]:
+        """The readable records, oldest first (the database import reads them once)."""
+        return self._records()
 
     def _records(self) -> Iterator[_Record]:
         """The readable records, oldest first, one in memory at a time."""
@@ -138,7 +149,8 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
-def _pull_counts(facts: Mapping[str, TargetFacts]) -> dict[str, dict[str, dict[str, int]]]:
+def pull_counts(facts: Mapping[str, TargetFacts]) -> dict[str, dict[str, dict[str, int]]]:
+    """Pulls per day per repository, per target, as observed in this audit."""
     out: dict[str, dict[str, dict[str, int]]] = {}
     for target, tf in facts.items():
         fact = tf.facts.get(PULL_COUNTS)

@@ -16,6 +16,7 @@ from where the collector stands, e.g. a self-hosted registry's config without
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class Status(str, enum.Enum):
     ERROR = "error"
     NOT_APPLICABLE = "not_applicable"
     MANUAL = "manual"
+    WAIVED = "waived"  # a failure accepted by a dated, approved waiver: never a pass
 
 
 # Worst first: the order findings are listed and counted in everywhere.
@@ -43,6 +45,7 @@ STATUS_ORDER: tuple[Status, ...] = (
     Status.FAIL,
     Status.ERROR,
     Status.MANUAL,
+    Status.WAIVED,
     Status.PASS,
     Status.NOT_APPLICABLE,
 )
@@ -518,6 +521,19 @@ class Remediation:
 
 
 @dataclass(frozen=True)
+class WaiverNote:
+    """Why a failure is reported as `waived`: the accepted risk, who accepted
+    it and until when (ISO date). Auditors read all three."""
+
+    reason: str
+    approved_by: str
+    expires: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"reason": self.reason, "approved_by": self.approved_by, "expires": self.expires}
+
+
+@dataclass(frozen=True)
 class Finding:
     rule: str
     title: str
@@ -530,6 +546,12 @@ class Finding:
     controls: Controls
     evidence: Mapping[str, Any]
     remediation: Remediation | None = None  # for this finding's kind; only on failures
+    waiver: WaiverNote | None = None  # set exactly when status is WAIVED
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """(rule, target, resource): what history, diffs and waivers refer to."""
+        return (self.rule, self.target, self.resource)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -544,6 +566,7 @@ class Finding:
             "controls": self.controls.as_dict(),
             "evidence": dict(self.evidence),
             "remediation": self.remediation.as_dict() if self.remediation else None,
+            "waiver": self.waiver.as_dict() if self.waiver else None,
         }
 
 
@@ -568,6 +591,10 @@ class AuditResult:
     frameworks: tuple[str, ...]
     targets: tuple[TargetSummary, ...]
     findings: tuple[Finding, ...]
+    run_id: str | None = None  # set once the run is stored in the history
+    run_sha256: str | None = None  # the stored run's hash in the history chain
+    since_last: RunDiff | None = None  # compared with the previous stored run, when there is one
+    trend: tuple[TrendPoint, ...] = ()  # stored runs, oldest first, this one last
 
     def summary(self) -> dict[str, int]:
         return count_statuses(self.findings)
@@ -589,3 +616,54 @@ def finding_sort_key(f: Finding) -> tuple[int, int, str, str, str, str]:
     """The one order of findings: failures first, then by severity (worst
     first), rule, target, resource, and message so the order is total."""
     return (STATUS_ORDER.index(f.status), -f.severity.rank, f.rule, f.target, f.resource, f.message)
+
+
+@dataclass(frozen=True)
+class FindingChange:
+    """One finding identity compared across two runs (`before`/`after` is
+    None when the finding did not exist in that run)."""
+
+    rule: str
+    target: str
+    resource: str
+    severity: str
+    before: str | None
+    after: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class RunDiff:
+    """What changed from run `base` to run `head`: failures that are new,
+    fixed or persisting, and every other change of status."""
+
+    base: str
+    head: str
+    new_failures: tuple[FindingChange, ...] = ()
+    fixed: tuple[FindingChange, ...] = ()
+    persisting: tuple[FindingChange, ...] = ()
+    changed: tuple[FindingChange, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "head": self.head,
+            **{
+                name: [c.as_dict() for c in getattr(self, name)]
+                for name in ("new_failures", "fixed", "persisting", "changed")
+            },
+        }
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """Counts of one target in one stored run (the trend charts)."""
+
+    run_id: str
+    started_at: str
+    target: str
+    passed: int
+    failed: int

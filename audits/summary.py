@@ -15,13 +15,14 @@ from typing import Any
 from audits.model import AuditResult, Status
 from audits.untrusted import terminal_text
 
-_STATUS_COLUMNS = (Status.PASS, Status.FAIL, Status.ERROR, Status.MANUAL, Status.NOT_APPLICABLE)
+_STATUS_COLUMNS = (Status.PASS, Status.FAIL, Status.ERROR, Status.MANUAL, Status.WAIVED, Status.NOT_APPLICABLE)
 _SHORT = {Status.NOT_APPLICABLE: "n/a"}
 _STATUS_STYLE = {
     Status.PASS: "green",
     Status.FAIL: "red",
     Status.ERROR: "magenta",
     Status.MANUAL: "yellow",
+    Status.WAIVED: "cyan",
 }
 
 
@@ -69,8 +70,20 @@ def print_summary(result: AuditResult, paths: Sequence[Path], console: Any = Non
             console.print(_text(("incomplete", "magenta"), ": ", t.name, ": ", t.errors[0] if t.errors else "errors"))
         for warning in t.warnings:
             console.print(_text(("warning", "yellow"), ": ", t.name, ": ", warning))
+    _print_since_last(result, console)
     for path in paths:
         console.print(_text("wrote ", str(path)))
+
+
+def _print_since_last(result: AuditResult, console: Any) -> None:
+    diff = result.since_last
+    if result.run_id:
+        console.print(_text("stored as run ", result.run_id))
+    if diff is not None:
+        console.print(_text(
+            f"since run {diff.base}: {len(diff.new_failures)} new failure(s), {len(diff.fixed)} fixed, "
+            f"{len(diff.persisting)} persisting, {len(diff.changed)} other change(s) (regguard diff)"
+        ))
 
 
 def print_recommendations(use_cases: Sequence[str], ranking: Sequence[Any]) -> None:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from audits.controls import label_sort_key
-from audits.model import AuditResult, Finding, Severity, Status, finding_sort_key
+from audits.model import AuditResult, Finding, FindingChange, RunDiff, Severity, Status, finding_sort_key
 from audits.rules.registry import Rule
 
 REDACTED = "***REDACTED***"
@@ -160,6 +160,35 @@ def redact_finding(finding: Finding) -> Finding:
     )
 
 
+def since_last_line(result: AuditResult) -> str:
+    """One line for formats without a section of their own (JUnit, OSCAL
+    properties); empty when there was no earlier run."""
+    diff = result.since_last
+    if diff is None:
+        return ""
+    return (f"since run {diff.base}: {len(diff.new_failures)} new, {len(diff.fixed)} fixed, "
+            f"{len(diff.persisting)} persisting failure(s), {len(diff.changed)} other change(s)")
+
+
+def redact_diff(diff: RunDiff | None) -> RunDiff | None:
+    """The "since the last run" comparison with names and messages redacted."""
+    if diff is None:
+        return None
+
+    def clean(changes: tuple[FindingChange, ...]) -> tuple[FindingChange, ...]:
+        return tuple(
+            dataclasses.replace(c, resource=redact_text(c.resource), message=redact_text(c.message)) for c in changes
+        )
+
+    return dataclasses.replace(
+        diff,
+        new_failures=clean(diff.new_failures),
+        fixed=clean(diff.fixed),
+        persisting=clean(diff.persisting),
+        changed=clean(diff.changed),
+    )
+
+
 # --------------------------------------------------------------------------
 # Ordering and shared lookups
 # --------------------------------------------------------------------------
@@ -215,10 +244,10 @@ def control_index(findings: Sequence[Finding]) -> dict[str, dict[str, list[Findi
 
 def control_state(findings: Iterable[Finding]) -> str:
     """One word for a control's standing across its findings: any failure
-    wins, then errors, then manual checks; "pass" only when something passed
-    and nothing else is open."""
+    wins, then errors, then manual checks, then accepted risks (waived: never
+    shown as a pass); "pass" only when something passed and nothing else is open."""
     statuses = {f.status for f in findings}
-    for status in (Status.FAIL, Status.ERROR, Status.MANUAL, Status.PASS):
+    for status in (Status.FAIL, Status.ERROR, Status.MANUAL, Status.WAIVED, Status.PASS):
         if status in statuses:
             return str(status.value)
     return str(Status.NOT_APPLICABLE.value)

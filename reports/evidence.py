@@ -6,12 +6,15 @@ Layout (also written to README.txt inside the zip):
     controls/soc2/<criterion>.json     per SOC 2 criterion: the findings that evidence it
     controls/nist-800-53/<id>.json     per NIST SP 800-53 control (OSCAL id, e.g. ia-5.1)
     facts/<target>.json                raw collected facts per target, when supplied
+    reports/<file>                     every report the audit wrote (html, md, sarif, ...)
+    config.json                        the audit config (secrets are only ever env var names)
+    run.json                           tool version, run id and the run's hash in the history chain
     README.txt                         this layout
     MANIFEST.json                      sha256 and size of every other file
 
 Everything is redacted like the reports, entries are sorted and carry the
 audit's finish time, so the same audit always gives a byte-identical zip
-whose MANIFEST hashes an auditor can re-check.
+whose MANIFEST hashes an auditor can re-check (`regguard verify-evidence`).
 """
 
 from __future__ import annotations
@@ -64,13 +67,21 @@ controls/nist-800-53/<control-id>.json
     Each control file also lists the catalog rules that test the control.
 facts/<target>.json
     The raw facts collected from each target, when the audit supplied them.
+reports/<file>
+    The reports exactly as the audit wrote them.
+config.json
+    The audit configuration (secrets appear only as environment variable names).
+run.json
+    Tool and version, the run id and the SHA-256 of the run in the history
+    chain: `regguard verify-evidence BUNDLE --history URL` checks it there.
 MANIFEST.json
     SHA-256 and size of every other file in this bundle, to verify the
     bundle was not altered: sha256sum <file> must match its entry.
 
 Statuses: pass, fail, error (could not be judged: no evidence of
 compliance), not_applicable, manual (a person must check; the message says
-what). Secrets are redacted from all evidence.
+what), waived (a failure accepted by a dated, approved waiver: never a pass).
+Secrets are redacted from all evidence.
 """
 
 
@@ -134,10 +145,16 @@ def bundle_files(
     result: AuditResult,
     rules: Mapping[str, Rule],
     facts_by_target: Mapping[str, Mapping[str, Any]] | None = None,
+    reports: Mapping[str, bytes] | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> dict[str, bytes]:
     """Every file of the bundle except the manifest, by archive path."""
     findings = prepare_findings(result)
-    files: dict[str, bytes] = {"report.json": _dump(report_dict(result))}
+    files: dict[str, bytes] = {"report.json": _dump(report_dict(result)), "run.json": _dump(run_record(result))}
+    for name, data in sorted((reports or {}).items()):
+        files[f"reports/{_safe_name(name)}"] = data
+    if config is not None:
+        files["config.json"] = _dump(redact(to_jsonable(config)))
     index = control_index(findings)
     for label, fs in index["soc2"].items():
         files[f"controls/soc2/{_safe_name(label)}.json"] = _dump(
@@ -162,6 +179,17 @@ def bundle_files(
     return files
 
 
+def run_record(result: AuditResult) -> dict[str, Any]:
+    return {
+        "tool": result.tool,
+        "version": result.version,
+        "run_id": result.run_id,
+        "run_sha256": result.run_sha256,
+        "started_at": isoformat(result.started_at),
+        "finished_at": isoformat(result.finished_at),
+    }
+
+
 def manifest(files: Mapping[str, bytes]) -> dict[str, Any]:
     return {
         "algorithm": "sha256",
@@ -177,12 +205,15 @@ def write_evidence_bundle(
     rules: Mapping[str, Rule],
     output_dir: Path,
     facts_by_target: Mapping[str, Mapping[str, Any]] | None = None,
+    reports: Mapping[str, bytes] | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write `evidence-bundle.zip` into `output_dir` and return its path.
 
     `facts_by_target` (target name -> facts, e.g. `TargetFacts.facts`) adds
-    the raw observations; dataclasses are converted and redacted."""
-    files = bundle_files(result, rules, facts_by_target)
+    the raw observations; dataclasses are converted and redacted. `reports`
+    (file name -> bytes) and `config` (the audit config as data) are filed too."""
+    files = bundle_files(result, rules, facts_by_target, reports, config)
     files["MANIFEST.json"] = _dump(manifest(files))
     finished = result.finished_at
     stamp = (max(finished.year, 1980), finished.month, finished.day,

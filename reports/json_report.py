@@ -7,13 +7,14 @@ first, then rule, target and resource, and every key is always present.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from audits.model import AuditResult, TargetSummary, count_statuses
 from audits.rules.registry import Rule
-from reports.base import isoformat, prepare_findings, redact_text
+from reports.base import isoformat, prepare_findings, redact, redact_text
 
 
 def target_as_dict(target: TargetSummary) -> dict[str, Any]:
@@ -40,10 +41,21 @@ def report_dict(result: AuditResult) -> dict[str, Any]:
         "targets": [target_as_dict(t) for t in result.targets],
         "summary": {
             key: count_statuses(findings)[key]
-            for key in ("pass", "fail", "error", "not_applicable", "manual")
+            for key in ("pass", "fail", "error", "not_applicable", "manual", "waived")
         },
         "findings": [f.as_dict() for f in findings],
+        "run_id": result.run_id,
+        "since_last_run": since_last_dict(result),
+        "trend": [dataclasses.asdict(p) for p in result.trend],
     }
+
+
+def since_last_dict(result: AuditResult) -> dict[str, Any] | None:
+    """The comparison with the previous stored run, redacted like findings."""
+    if result.since_last is None:
+        return None
+    data: dict[str, Any] = redact(result.since_last.as_dict())
+    return data
 
 
 class JsonReporter:

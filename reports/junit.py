@@ -19,7 +19,7 @@ from typing import Any
 
 from audits.model import AuditResult, Finding, Status, TargetSummary
 from audits.rules.registry import Rule
-from reports.base import prepare_findings, pretty_json, redact_text
+from reports.base import prepare_findings, pretty_json, redact_text, since_last_line
 
 # Characters XML 1.0 cannot carry at all (ElementTree would write them raw).
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -83,6 +83,9 @@ def _testcase(suite: ET.Element, finding: Finding) -> None:
         child.text = _case_body(finding)
     elif finding.status is Status.NOT_APPLICABLE:
         ET.SubElement(case, "skipped", {"message": f"not applicable: {message}"})
+    elif finding.status is Status.WAIVED:  # an accepted failure: skipped, never passed
+        child = ET.SubElement(case, "skipped", {"message": f"waived failure: {message}"})
+        child.text = _case_body(finding)
 
 
 def _suite(
@@ -106,7 +109,7 @@ def _suite(
             "tests": str(len(findings)),
             "failures": count(Status.FAIL),
             "errors": count(Status.ERROR),
-            "skipped": count(Status.NOT_APPLICABLE, Status.MANUAL),
+            "skipped": count(Status.NOT_APPLICABLE, Status.MANUAL, Status.WAIVED),
             "time": f"{max(target.duration_s, 0.0):.3f}",
             "package": _token(f"regguard.{target.kind}", "regguard"),
             "id": str(index),
@@ -120,6 +123,8 @@ def _suite(
         ("target.kind", target.kind),
         ("target.complete", str(target.complete).lower()),
         ("target.requests", str(target.requests)),
+        ("run_id", result.run_id or ""),
+        ("since_last_run", since_last_line(result) or "no earlier run"),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": xml_text(value)})
     for finding in findings:

@@ -40,6 +40,7 @@ from reports.base import (
     isoformat,
     prepare_findings,
     pretty_json,
+    since_last_line,
 )
 
 OSCAL_VERSION = "1.2.1"
@@ -150,9 +151,38 @@ def _objective_status(findings: Sequence[Finding]) -> dict[str, str] | None:
             "remarks": f"{counts['manual']} check(s) need manual review before "
             "the control can be shown to be satisfied.",
         }
+    if counts["waived"]:
+        return {
+            "state": "not-satisfied",
+            "reason": "other",
+            "remarks": f"{counts['waived']} failure(s) accepted as risks by approved, dated waivers "
+            "(see the result's risks).",
+        }
     if counts["pass"]:
         return {"state": "satisfied", "reason": "pass"}
     return None
+
+
+def _risk(result: AuditResult, finding: Finding) -> dict[str, Any]:
+    """A waived failure as an OSCAL risk whose deviation was approved: who
+    accepted it, why and until when (the deadline)."""
+    assert finding.waiver is not None
+    waiver = finding.waiver
+    return {
+        "uuid": _risk_id(result, finding),
+        "title": _line(f"Accepted risk: {finding.rule} on {finding.target} {finding.resource}", finding.rule),
+        "description": finding.message or finding.title or finding.rule,
+        "statement": _line(waiver.reason, "accepted risk"),
+        "status": "deviation-approved",
+        "deadline": f"{waiver.expires}T23:59:59Z",
+        "props": _props(("approved-by", waiver.approved_by), ("waiver-expires", waiver.expires),
+                        ("rule", finding.rule), ("target", finding.target)),
+        "related-observations": [{"observation-uuid": _observation_id(result, finding)}],
+    }
+
+
+def _risk_id(result: AuditResult, finding: Finding) -> str:
+    return _uuid("risk", isoformat(result.started_at), finding.rule, finding.target, finding.resource)
 
 
 def _finding(
@@ -182,6 +212,9 @@ def _finding(
             {"observation-uuid": _observation_id(result, f)} for f in findings
         ],
     }
+    waived = [f for f in findings if f.waiver is not None]
+    if waived:
+        finding["related-risks"] = [{"risk-uuid": _risk_id(result, f)} for f in waived]
     props = _props(("control-label", label), *(("fedramp-baseline", lv) for lv in levels))
     if props:
         finding["props"] = props
@@ -217,12 +250,16 @@ def assessment_results(result: AuditResult, rules: Mapping[str, Rule]) -> dict[s
         "end": isoformat(result.finished_at),
         "reviewed-controls": {"control-selections": [_control_selection(reviewed)]},
     }
-    props = _props(("environment", result.environment),
+    props = _props(("environment", result.environment), ("run-id", result.run_id or ""),
+                   ("run-sha256", result.run_sha256 or ""), ("since-last-run", since_last_line(result)),
                    *(("framework", fw) for fw in result.frameworks))
     if props:
         one_result["props"] = props
     if findings:
         one_result["observations"] = [_observation(result, f) for f in findings]
+    risks = [_risk(result, f) for f in findings if f.waiver is not None]
+    if risks:
+        one_result["risks"] = risks
     if oscal_findings:
         one_result["findings"] = oscal_findings
     return {

@@ -177,7 +177,34 @@ def _result(finding: Finding, rule_index: int) -> dict[str, Any]:
             "evidence": dict(finding.evidence),
             "remediation": finding.remediation.as_dict() if finding.remediation else None,
         },
+        **_suppressions(finding),
     }
+
+
+def _suppressions(finding: Finding) -> dict[str, Any]:
+    """A waived failure is a result with an accepted external suppression:
+    code-scanning shows it as dismissed, with the justification an auditor reads."""
+    if finding.waiver is None:
+        return {}
+    waiver = finding.waiver
+    justification = f"{waiver.reason} (approved by {waiver.approved_by}; expires {waiver.expires})"
+    return {
+        "suppressions": [
+            {"kind": "external", "status": "accepted", "justification": justification,
+             "properties": waiver.as_dict()}
+        ]
+    }
+
+
+def _baseline_states(result: AuditResult) -> dict[tuple[str, str, str], str]:
+    """SARIF's own "since the last run": new, unchanged or updated per result."""
+    diff = result.since_last
+    if diff is None:
+        return {}
+    states = {(c.rule, c.target, c.resource): "new" for c in diff.new_failures}
+    states.update({(c.rule, c.target, c.resource): "unchanged" for c in diff.persisting})
+    states.update({(c.rule, c.target, c.resource): "updated" for c in diff.changed})
+    return states
 
 
 def _notification(finding: Finding, rule_index: int) -> dict[str, Any]:
@@ -190,7 +217,7 @@ def _notification(finding: Finding, rule_index: int) -> dict[str, Any]:
 
 def sarif_log(result: AuditResult, rules: Mapping[str, Rule]) -> dict[str, Any]:
     """The SARIF log as plain data."""
-    findings = [f for f in prepare_findings(result) if f.status in (Status.FAIL, Status.ERROR)]
+    findings = [f for f in prepare_findings(result) if f.status in (Status.FAIL, Status.ERROR, Status.WAIVED)]
     kinds = sorted({t.kind for t in result.targets})
     descriptors = [_rule_descriptor(rules[rid], kinds) for rid in sorted(rules)]
     for finding in findings:
@@ -217,8 +244,8 @@ def sarif_log(result: AuditResult, rules: Mapping[str, Rule]) -> dict[str, Any]:
                     }
                 },
                 "invocations": [invocation],
-                "automationDetails": {"id": f"regguard/{result.environment}/"},
-                "results": [_result(f, index[f.rule]) for f in findings],
+                "automationDetails": {"id": f"regguard/{result.environment}/{result.run_id or ''}"},
+                "results": _results(result, findings, index),
                 "properties": {
                     "environment": result.environment,
                     "frameworks": list(result.frameworks),
@@ -226,6 +253,17 @@ def sarif_log(result: AuditResult, rules: Mapping[str, Rule]) -> dict[str, Any]:
             }
         ],
     }
+
+
+def _results(result: AuditResult, findings: list[Finding], index: Mapping[str, int]) -> list[dict[str, Any]]:
+    states = _baseline_states(result)
+    results = []
+    for finding in findings:
+        entry = _result(finding, index[finding.rule])
+        if result.since_last is not None:
+            entry["baselineState"] = states.get(finding.identity, "unchanged")
+        results.append(entry)
+    return results
 
 
 class SarifReporter:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from audits.controls import nist_title
-from audits.model import STATUS_ORDER, AuditResult, Finding, TargetSummary, count_statuses
+from audits.model import STATUS_ORDER, AuditResult, Finding, Status, TargetSummary, count_statuses
 from audits.rules.registry import Rule
 from reports.base import (
     SEVERITY_ORDER,
@@ -18,6 +18,7 @@ from reports.base import (
     fedramp_levels,
     isoformat,
     prepare_findings,
+    redact_diff,
     redact_text,
 )
 
@@ -118,6 +119,23 @@ def _rule_groups(findings: Sequence[Finding], rules: Mapping[str, Rule]) -> list
     return sorted(groups, key=lambda g: (order[g.severity], g.rule, g.kind))
 
 
+@dataclass(frozen=True)
+class TrendRow:
+    """One stored run in the trend: target -> (passed, failed)."""
+
+    run_id: str
+    started_at: str
+    by_target: dict[str, tuple[int, int]]
+
+
+def trend_rows(result: AuditResult) -> list[TrendRow]:
+    rows: dict[str, TrendRow] = {}
+    for point in result.trend:
+        row = rows.setdefault(point.run_id, TrendRow(point.run_id, point.started_at, {}))
+        row.by_target[point.target] = (point.passed, point.failed)
+    return list(rows.values())
+
+
 def build_view(result: AuditResult, rules: Mapping[str, Rule]) -> dict[str, Any]:
     """Everything the HTML and Markdown templates render."""
     findings = prepare_findings(result)
@@ -149,4 +167,8 @@ def build_view(result: AuditResult, rules: Mapping[str, Rule]) -> dict[str, Any]
         "findings": findings,
         "rule_groups": _rule_groups(findings, rules),
         "remediation": remediation_text,
+        "since_last": redact_diff(result.since_last),
+        "waived": [f for f in findings if f.status is Status.WAIVED],
+        "trend": trend_rows(result),
+        "trend_targets": sorted({p.target for p in result.trend}),
     }

@@ -15,6 +15,8 @@ import yaml
 from audits.cli import main
 from audits.history import MAX_RECORD_BYTES, HistoryStore
 from audits.model import AuditResult
+from audits.store import open_history
+from tests.conftest import default_history
 
 GOOD = {"pull_counts": {"edge": {"app": {"2026-11-01": 7}}}}
 
@@ -99,7 +101,10 @@ def test_the_audit_runs_past_a_foreign_history_record(tmp_path: Path, capsys: py
     assert "Traceback" not in err
     assert "audit-00000000T000000000000Z.json" in err and "skipped" in err
     assert (tmp_path / "out" / "report.json").is_file()
-    assert len(list(history.glob("audit-*.json"))) == 2  # this audit was still recorded
+    assert len(list(history.glob("audit-*.json"))) == 1  # the JSON history is only read, once
+    db = open_history(str(default_history()))
+    assert [r.source for r in db.runs()] == ["audit"]  # this audit was still recorded, in the database
+    db.close()
 
 
 def test_the_audit_runs_when_history_cannot_be_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

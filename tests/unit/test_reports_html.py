@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from html.parser import HTMLParser
 
@@ -26,7 +28,7 @@ class _Collector(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, dict(attrs)))
-        if tag not in {"meta", "br"}:
+        if tag not in {"meta", "br", "input"}:
             self.open.append(tag)
 
     def handle_endtag(self, tag: str) -> None:
@@ -50,13 +52,41 @@ def parse(html: str) -> _Collector:
 def test_page_is_well_formed_and_self_contained() -> None:
     html = render()
     page = parse(html)
-    tags = {t for t, _ in page.tags}
-    assert "script" not in tags
+    tags = [t for t, _ in page.tags]
+    assert tags.count("script") == 1  # the findings filters, inline
     assert "link" not in tags and "img" not in tags and "iframe" not in tags
     assert all("src" not in attrs and "href" not in attrs for _, attrs in page.tags)
     style = re.search(r"<style>(.*?)</style>", html, re.S)
     assert style is not None
     assert "url(" not in style.group(1) and "@import" not in style.group(1)
+    script = re.search(r"<script>(.*?)</script>", html, re.S)
+    assert script is not None
+    for call in ("fetch(", "XMLHttpRequest", "innerHTML", "eval(", "import(", "WebSocket", "sendBeacon"):
+        assert call not in script.group(1)
+
+
+def test_the_content_security_policy_allows_only_the_page_itself() -> None:
+    html = render()
+    [csp] = [attrs["content"] for tag, attrs in parse(html).tags
+             if tag == "meta" and attrs.get("http-equiv") == "Content-Security-Policy"]
+    assert csp is not None and csp.startswith("default-src 'none';")
+    style = re.search(r"<style>(.*?)</style>", html, re.S)
+    script = re.search(r"<script>(.*?)</script>", html, re.S)
+    assert style and script
+    for kind, body in (("style-src", style.group(1)), ("script-src", script.group(1))):
+        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        assert f"{kind} 'sha256-{digest}'" in csp
+    assert "unsafe-inline" not in csp and "http" not in csp
+
+
+def test_charts_and_filters_are_in_the_page() -> None:
+    page = parse(render())
+    tags = [t for t, _ in page.tags]
+    assert tags.count("svg") >= 2 and "rect" in tags
+    selects = {attrs.get("data-filter") for tag, attrs in page.tags if tag == "select"}
+    assert selects == {"status", "severity", "target", "rule", "control"}
+    rows = [attrs for tag, attrs in page.tags if tag == "tr" and "data-status" in attrs]
+    assert len(rows) == 7 and {r["data-target"] for r in rows} == {"edge", "core", "manifests"}
 
 
 def test_untrusted_names_are_escaped() -> None:
@@ -70,7 +100,8 @@ def test_untrusted_names_are_escaped() -> None:
 def test_summary_targets_and_controls() -> None:
     text = " ".join(" ".join(parse(render()).text).split())
     for heading in ("Summary", "Targets", "SOC 2 trust services criteria",
-                    "NIST SP 800-53 rev5 (with FedRAMP rev5 baselines)", "Findings"):
+                    "NIST SP 800-53 rev5 (with FedRAMP rev5 baselines)", "Findings", "Posture",
+                    "Since the last run", "Trend"):
         assert heading in text
     assert "core ecr no" in text
     assert "plain_http: connection refused" in text

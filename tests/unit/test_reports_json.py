@@ -17,7 +17,7 @@ def render() -> dict:  # type: ignore[type-arg]
 def test_top_level_shape_is_exactly_the_contract() -> None:
     report = render()
     assert list(report) == ["tool", "version", "started_at", "finished_at", "environment",
-                            "targets", "summary", "findings"]
+                            "targets", "summary", "findings", "run_id", "since_last_run", "trend"]
     assert report["tool"] == "regguard"
     assert report["version"] == "0.1.0"
     assert report["started_at"] == "2026-11-27T09:30:00.123456Z"
@@ -33,14 +33,14 @@ def test_targets_and_summary() -> None:
     }
     assert report["targets"][0]["duration_s"] == 1.234
     assert report["summary"] == {"pass": 2, "fail": 2, "error": 1, "not_applicable": 1,
-                                 "manual": 1}
+                                 "manual": 1, "waived": 0}
 
 
 def test_findings_use_the_model_shape_in_report_order() -> None:
     findings = render()["findings"]
     assert len(findings) == 7
     expected_keys = {"rule", "title", "status", "severity", "target", "kind", "resource",
-                     "message", "controls", "evidence", "remediation"}
+                     "message", "controls", "evidence", "remediation", "waiver"}
     assert all(set(f) == expected_keys for f in findings)
     assert [f["rule"] for f in findings] == [
         "RG-AUTH-001", "RG-TAG-001", "RG-TLS-001", "RG-LOG-001", "RG-TLS-003", "RG-FIT-001",

@@ -50,7 +50,7 @@ def test_failures_grouped_by_rule_with_remediation_once() -> None:
 def test_summary_and_control_tables() -> None:
     md = render()
     assert "| fail | 2 |" in md
-    assert "| critical | 1 | 0 | 0 | 0 | 1 | 2 |" in md
+    assert "| critical | 1 | 0 | 0 | 0 | 0 | 1 | 2 |" in md
     assert "| IA-5(1) | Password-based Authentication | MODERATE | not_applicable |" in md
     assert "| CC6.7 | error |" in md
     assert "- **RG-LOG-001** on edge / registry.internal:5000:" in md

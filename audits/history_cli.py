@@ -1,0 +1,287 @@
+"""The history commands (`history`, `history verify`, `diff`, `report --run`)
+and what `audit` does with the store: import the old JSON history once, read
+RG-MON-002's baseline, store the run, compare it with the previous one.
+
+Kept apart from `audits.cli` so the audit flow there stays readable; like it,
+everything heavy is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from audits.config import AuditConfig
+    from audits.engine import AuditRun
+    from audits.model import AuditResult, Finding, RunDiff
+    from audits.store import HistoryDB, StoredFinding, StoredRun
+    from audits.store.db import Shard
+
+TREND_RUNS = 30  # runs the trend charts show: a month of nightly audits
+
+
+def add_history_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--history",
+        metavar="URL",
+        default=None,
+        help="history database: SQLite path or postgresql://... (default: REGGUARD_HISTORY_URL, "
+        "`history:` in the config, else ~/.local/share/regguard/history.sqlite)",
+    )
+    parser.add_argument("-c", "--config", type=Path, default=None, help="regguard.yaml (for its `history:`)")
+
+
+def open_for_args(args: argparse.Namespace) -> HistoryDB:
+    from audits.config import load_config
+
+    config = load_config(args.config) if getattr(args, "config", None) else None
+    return open_for_config(args.history, config, args.config.resolve().parent if config else Path.cwd())
+
+
+def open_for_config(cli_url: str | None, config: AuditConfig | None, config_dir: Path) -> HistoryDB:
+    from audits.store import history_url, open_history
+
+    configured = config.history if config else None
+    if configured and "://" not in configured:
+        configured = str((config_dir / Path(configured).expanduser()).resolve())
+    return open_history(history_url(cli_url, configured))
+
+
+# --------------------------------------------------------------------------
+# the audit's side
+# --------------------------------------------------------------------------
+
+
+def prepare_history(db: HistoryDB, config: AuditConfig, config_dir: Path) -> dict[str, Any]:
+    """Import the JSON-file history once; return RG-MON-002's pull baseline."""
+    from audits.store import import_json_history
+
+    legacy = config.history_dir or (config_dir / ".regguard" / "history")
+    if config.history_dir and legacy.exists() and not legacy.is_dir():
+        print(f"regguard: warning: history_dir {legacy} is not a directory; no JSON history imported", file=sys.stderr)
+    count = import_json_history(db, legacy)
+    if count:
+        print(f"regguard: imported {count} run(s) of JSON history from {legacy}", file=sys.stderr)
+    return db.pull_baseline()
+
+
+def shard_targets(config: AuditConfig, shard: Shard) -> AuditConfig:
+    """The targets of shard I of N: by name order, every N-th from the I-th,
+    so every shard of the same config picks the same, disjoint set."""
+    from audits.cli import UsageError
+
+    ordered = sorted(config.targets, key=lambda t: t.name)
+    chosen = [t for i, t in enumerate(ordered) if i % shard.count == shard.index - 1]
+    if not chosen:
+        raise UsageError(f"--shard {shard.index}/{shard.count}: no target falls in it (the config has {len(ordered)})")
+    return config.model_copy(update={"targets": chosen})
+
+
+def store_run(db: HistoryDB, run: AuditRun, shard: Shard | None = None) -> AuditRun:
+    """Append the run (or shard); return it with its run id, the comparison
+    with the previous audit and the trend. A store that fails now is a
+    warning: the reports of the audit are still written."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from audits.history import pull_counts
+
+    try:
+        stored = db.record(run.result, pull_counts(run.facts), shard=shard)
+        result = with_history(db, run.result, stored)
+    except SQLAlchemyError as exc:
+        print(f"regguard: warning: the run was not stored in the history ({type(exc).__name__})", file=sys.stderr)
+        return run
+    return dataclasses.replace(run, result=result)
+
+
+def with_history(db: HistoryDB, result: AuditResult, stored: StoredRun) -> AuditResult:
+    """The result annotated with its run id, "since the last run" and the trend."""
+    earlier = [r for r in db.runs(last=TREND_RUNS + 1) if r.seq <= stored.seq]
+    # A shard is part of a run: comparing it alone with a whole earlier run would
+    # call the other shards' findings fixed. `report --run ID` compares the whole.
+    previous = next((r for r in reversed(earlier) if r.seq < stored.seq and r.source == "audit"), None)
+    if stored.source == "shard":
+        previous = None
+    shown = {r.run_id for r in earlier[-TREND_RUNS:]}
+    trend = tuple(p for p in db.trend(TREND_RUNS + 1) if p.run_id in shown)
+    since_last = _diff(db, previous, stored) if previous else None
+    return dataclasses.replace(
+        result, run_id=stored.run_id, run_sha256=stored.content_sha256, since_last=since_last, trend=trend
+    )
+
+
+def _diff(db: HistoryDB, base: StoredRun, head: StoredRun) -> RunDiff:
+    from audits.diff import compare_runs
+
+    return compare_runs(base.run_id, db.findings(base), head.run_id, db.findings(head))
+
+
+# --------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from audits.untrusted import terminal_text
+
+    db = open_for_args(args)
+    try:
+        if args.action == "verify":
+            return _verify(db)
+        since = _parse_since(args.since) if args.since else None
+        for r in db.runs(target=args.target, since=since):
+            counts = " ".join(f"{k}={v}" for k, v in r.summary.items() if v)
+            targets = ",".join(str(t.get("name")) for t in r.targets)
+            print(terminal_text(f"{r.run_id}  {r.started_at}  {r.environment}  {r.source}  [{targets}]  {counts}"))
+        return 0
+    finally:
+        db.close()
+
+
+def _verify(db: HistoryDB) -> int:
+    from audits.store import verify_chain
+    from audits.untrusted import terminal_text
+
+    check = verify_chain(db)
+    for problem in check.problems:
+        print(f"regguard: history: {terminal_text(problem)}", file=sys.stderr)
+    state = "intact" if check.intact else f"BROKEN ({len(check.problems)} problem(s))"
+    print(f"{check.runs} run(s); chain {state}; head sha256 {check.head_sha256}")
+    return 0 if check.intact else 1
+
+
+def _parse_since(text: str) -> str:
+    from audits.cli import UsageError
+
+    try:
+        return datetime.fromisoformat(text).isoformat()
+    except ValueError:
+        raise UsageError(f"--since: expected a date such as 2026-11-30, not {text!r}") from None
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from audits.cli import UsageError
+    from audits.diff import diff_text
+
+    db = open_for_args(args)
+    try:
+        audits = [r for r in db.runs() if r.source == "audit"]
+        chosen = [db.run(a) for a in (args.run_a, args.run_b) if a]
+        if len(chosen) < 2:
+            defaults = [r for r in audits if r.run_id not in {c.run_id for c in chosen}]
+            chosen = (chosen + defaults[-1:]) if chosen else defaults[-2:]
+        if len(chosen) < 2:
+            raise UsageError("diff: the history holds fewer than two audit runs to compare")
+        diff = _diff(db, chosen[0], chosen[1])
+    finally:
+        db.close()
+    print(json.dumps(diff.as_dict(), indent=2, ensure_ascii=False) if args.fmt == "json" else diff_text(diff))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Render a stored run with the current catalog's titles and controls
+    (evidence is stored as digests only, so the reports carry those)."""
+    from audits.cli import _check_output, _parse_formats
+    from audits.rules.registry import catalog
+    from reports import write_reports
+
+    formats = _parse_formats(args.formats)
+    _check_output(args.output)
+    db = open_for_args(args)
+    try:
+        parts = db.shards(args.run)
+        result = _joined_shards(db, args.run, parts) if parts else _stored_run_result(db, db.run(args.run))
+    finally:
+        db.close()
+    for path in write_reports(result, catalog(), formats, args.output):
+        print(f"wrote {path}")
+    return 0
+
+
+def _stored_run_result(db: HistoryDB, stored: StoredRun) -> AuditResult:
+    return with_history(db, stored_result(stored, db.findings(stored)), stored)
+
+
+def _joined_shards(db: HistoryDB, group_id: str, parts: Sequence[StoredRun]) -> AuditResult:
+    """The shards of one run as one result: every shard's targets and
+    findings, the earliest start and latest finish, compared with the
+    previous whole audit. A missing shard makes the run incomplete."""
+    from audits.diff import compare_runs
+    from audits.model import TargetSummary, finding_sort_key
+
+    results = [stored_result(p, db.findings(p)) for p in parts]
+    expected = int((parts[0].shard or "1/1").split("/")[1])
+    present = {p.shard for p in parts}
+    missing = [f"{i}/{expected}" for i in range(1, expected + 1) if f"{i}/{expected}" not in present]
+    targets = tuple(t for r in results for t in r.targets)
+    if missing:
+        gap = TargetSummary(f"(shards {', '.join(missing)})", "shard", False, (f"shard(s) {', '.join(missing)} "
+                            f"of run {group_id} not stored",))
+        targets = (*targets, gap)
+    joined = dataclasses.replace(
+        results[0], run_id=group_id, started_at=min(r.started_at for r in results),
+        finished_at=max(r.finished_at for r in results), targets=targets,
+        findings=tuple(sorted((f for r in results for f in r.findings), key=finding_sort_key)),
+    )
+    first = min(p.seq for p in parts)
+    previous = next((r for r in reversed(db.runs()) if r.seq < first and r.source == "audit"), None)
+    if previous is None:
+        return joined
+    since = compare_runs(previous.run_id, db.findings(previous), group_id, joined.findings)
+    return dataclasses.replace(joined, since_last=since)
+
+
+def stored_result(stored: StoredRun, rows: Sequence[StoredFinding]) -> AuditResult:
+    """A stored run as an AuditResult the reporters can render."""
+    from audits.model import AuditResult, TargetSummary, finding_sort_key
+    from audits.vocabulary import DEFAULT_FRAMEWORKS
+
+    kinds = {str(t.get("name")): str(t.get("kind")) for t in stored.targets}
+    findings = sorted((_stored_finding(row, kinds.get(row.target, "")) for row in rows), key=finding_sort_key)
+    targets = tuple(
+        TargetSummary(str(t.get("name")), str(t.get("kind")), bool(t.get("complete"))) for t in stored.targets
+    )
+    return AuditResult(
+        tool="regguard",
+        version=stored.tool_version,
+        run_id=stored.run_id,
+        started_at=datetime.fromisoformat(stored.started_at),
+        finished_at=datetime.fromisoformat(stored.finished_at),
+        environment=stored.environment,
+        frameworks=DEFAULT_FRAMEWORKS,
+        targets=targets,
+        findings=tuple(findings),
+    )
+
+
+def _stored_finding(row: StoredFinding, kind: str) -> Finding:
+    """Titles, controls and remediation come from the current catalog; the
+    evidence is its stored digest."""
+    from audits.controls import controls_for
+    from audits.model import Controls, Finding, Severity, Status, WaiverNote
+    from audits.rules.registry import catalog
+
+    rule = catalog().get(row.rule)
+    status = Status(row.status)
+    return Finding(
+        rule=row.rule,
+        title=rule.meta.title if rule else row.rule,
+        status=status,
+        severity=Severity(row.severity),
+        target=row.target,
+        kind=kind,
+        resource=row.resource,
+        message=row.message,
+        controls=controls_for(rule.meta) if rule else Controls((), ()),
+        evidence={"evidence_sha256": row.evidence_sha256},
+        remediation=rule.meta.remediation_for(kind) if rule and status is Status.FAIL else None,
+        waiver=WaiverNote(**row.waiver) if row.waiver else None,
+    )

@@ -1,0 +1,218 @@
+"""The history from the command line, as a scheduled audit sees it: three
+audits of a changing docker config, then `history`, `diff`, `history verify`,
+`report --run` and `verify-evidence` — on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from audits.cli import main
+from audits.store import open_history
+
+AUTH = base64.b64encode(b"user:pass").decode()
+
+
+def _audit(tmp_path: Path, url: str, registries: list[str], waivers: list[dict[str, Any]] = (),  # type: ignore[assignment]
+           evidence: bool = False) -> int:
+    docker = tmp_path / "docker.json"
+    docker.write_text(json.dumps({"auths": {r: {"auth": AUTH} for r in registries}}))
+    config = tmp_path / "regguard.yaml"
+    config.write_text(yaml.safe_dump({"targets": [{"name": "laptop", "kind": "docker-config", "path": str(docker)}],
+                                      "waivers": list(waivers)}))
+    argv = ["audit", "-c", str(config), "--output", str(tmp_path / "out"), "--format", "json,md,sarif",
+            "--history", url]
+    return main([*argv, "--evidence"] if evidence else argv)
+
+
+def _resource(tmp_path: Path, registry: str) -> str:
+    return f"{tmp_path / 'docker.json'}#{registry}"
+
+
+@pytest.fixture
+def three_runs(tmp_path: Path, history_url: str) -> str:
+    assert _audit(tmp_path, history_url, ["r.example.com", "s.example.com"]) == 1
+    assert _audit(tmp_path, history_url, ["s.example.com", "t.example.com"]) == 1
+    waiver = {"rule": "RG-CRED-003", "resource": "*#s.example.com", "reason": "migrating to a helper",
+              "approved_by": "lead@example.com", "expires": "2099-01-01"}
+    assert _audit(tmp_path, history_url, ["s.example.com", "t.example.com"], [waiver], evidence=True) == 1
+    return history_url
+
+
+def test_diff_of_the_last_two_runs_and_of_chosen_runs(three_runs: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    db = open_history(three_runs)
+    first, second, third = (r.run_id for r in db.runs())
+    db.close()
+    assert main(["diff", first, second, "--format", "json", "--history", three_runs]) == 0
+    diff = json.loads(capsys.readouterr().out)
+    assert (diff["base"], diff["head"]) == (first, second)
+    assert [c["resource"] for c in diff["new_failures"]] == [_resource(tmp_path, "t.example.com")]
+    assert [c["resource"] for c in diff["fixed"]] == [_resource(tmp_path, "r.example.com")]
+    assert [c["resource"] for c in diff["persisting"]] == [_resource(tmp_path, "s.example.com")]
+    assert main(["diff", "--history", three_runs]) == 0  # default: the last two
+    text = capsys.readouterr().out
+    assert f"from run {second} to run {third}:" in text
+    assert "changed statuses: 1" in text and "fail -> waived" in text
+    assert "new failures: 0" in text and "fixed: 0" in text
+
+
+def test_every_report_says_what_changed_since_the_last_run(three_runs: str, tmp_path: Path) -> None:
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    since = report["since_last_run"]
+    assert [(c["before"], c["after"]) for c in since["changed"]] == [("fail", "waived")]
+    assert report["run_id"] and len(report["trend"]) == 3
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Since the last run" in md and "**0 new**" in md and "## Per-control summary" in md
+    sarif = json.loads((tmp_path / "out" / "report.sarif").read_text())
+    assert {r["baselineState"] for r in sarif["runs"][0]["results"]} == {"unchanged", "updated"}
+
+
+def test_history_lists_and_filters_runs(three_runs: str, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["history", "--history", three_runs]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all("[laptop]" in line for line in lines)
+    assert main(["history", "--target", "other", "--history", three_runs]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["history", "--since", "2999-01-01", "--history", three_runs]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["history", "--since", "yesterday", "--history", three_runs]) == 2
+
+
+def test_history_verify_passes_then_names_a_changed_run(three_runs: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from sqlalchemy import text
+
+    assert main(["history", "verify", "--history", three_runs]) == 0
+    assert "3 run(s); chain intact" in capsys.readouterr().out
+    db = open_history(three_runs)
+    second = db.runs()[1].run_id
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE runs SET environment = 'prod' WHERE run_id = :r"), {"r": second})
+    db.close()
+    assert main(["history", "verify", "--history", three_runs]) == 1
+    captured = capsys.readouterr()
+    assert f"run {second} (#2) was changed after it was stored" in captured.err and "BROKEN" in captured.out
+
+
+def test_report_renders_a_stored_run(three_runs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = open_history(three_runs)
+    second = db.runs()[1].run_id
+    db.close()
+    out = tmp_path / "stored"
+    assert main(["report", "--run", second, "--format", "json,md", "--output", str(out), "--history", three_runs]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["run_id"] == second and report["summary"]["fail"] == 2
+    assert [c["resource"] for c in report["since_last_run"]["fixed"]] == [_resource(tmp_path, "r.example.com")]
+    assert main(["report", "--run", "no-such-run", "--output", str(out), "--history", three_runs]) == 2
+
+
+def test_verify_evidence_accepts_the_bundle_and_rejects_a_flipped_byte(
+    three_runs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "out" / "evidence-bundle.zip"
+    with zipfile.ZipFile(bundle) as archive:
+        names = set(archive.namelist())
+        run = json.loads(archive.read("run.json"))
+    assert {"config.json", "run.json", "reports/report.json", "reports/report.md", "MANIFEST.json"} <= names
+    assert run["run_sha256"] and run["version"]
+    assert main(["verify-evidence", str(bundle), "--history", three_runs]) == 0
+    assert "matches the history chain" in capsys.readouterr().out
+
+    flipped = tmp_path / "flipped.zip"
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    flipped.write_bytes(bytes(data))
+    assert main(["verify-evidence", str(flipped)]) == 1
+    assert "REJECTED" in capsys.readouterr().out
+
+
+def test_verify_evidence_names_a_rewritten_file(three_runs: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "out" / "evidence-bundle.zip"
+    edited = tmp_path / "edited.zip"
+    with zipfile.ZipFile(bundle) as source, zipfile.ZipFile(edited, "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            target.writestr(name, data.replace(b'"fail"', b'"pass"') if name == "report.json" else data)
+    assert main(["verify-evidence", str(edited)]) == 1
+    assert "report.json: content differs from the manifest" in capsys.readouterr().err
+
+
+def test_verify_evidence_rejects_a_bundle_whose_run_is_not_in_the_store(
+    three_runs: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = str(tmp_path / "other.sqlite")
+    open_history(other).close()
+    assert main(["verify-evidence", str(tmp_path / "out" / "evidence-bundle.zip"), "--history", other]) == 1
+    assert "no stored run has the id" in capsys.readouterr().err
+
+
+def _two_target_config(tmp_path: Path) -> Path:
+    targets = []
+    for name in ("alpha", "beta"):
+        docker = tmp_path / f"{name}.json"
+        docker.write_text(json.dumps({"auths": {f"{name}.example.com": {"auth": AUTH}}}))
+        targets.append({"name": name, "kind": "docker-config", "path": str(docker)})
+    config = tmp_path / "sharded.yaml"
+    config.write_text(yaml.safe_dump({"targets": targets}))
+    return config
+
+
+def _shard_command(config: Path, out: Path, url: str, shard: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "audits.cli", "audit", "-c", str(config), "--output", str(out), "--format", "json",
+            "--history", url, "--shard", shard, "--run-id", "nightly-7"]
+
+
+def test_shards_written_in_parallel_are_reported_as_one_run(tmp_path: Path, history_url: str) -> None:
+    """Two real processes write their parts of one run at the same time (a fork of
+    the test process could inherit locks held by other tests' threads)."""
+    import subprocess
+
+    config = _two_target_config(tmp_path)
+    assert _audit(tmp_path, history_url, ["alpha.example.com"]) == 1  # an earlier whole run to compare with
+    root = Path(__file__).resolve().parents[2]
+    shards = [subprocess.Popen(_shard_command(config, tmp_path / f"out{i}", history_url, f"{i}/2"), cwd=root,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+    codes = [p.wait(timeout=120) for p in shards]
+    assert codes == [1, 1], [p.stderr.read() if p.stderr else "" for p in shards]
+    first = json.loads((tmp_path / "out1" / "report.json").read_text())
+    assert [t["name"] for t in first["targets"]] == ["alpha"]  # each shard audits its own targets
+    out = tmp_path / "joined"
+    assert main(["report", "--run", "nightly-7", "--format", "json", "--output", str(out),
+                 "--history", history_url]) == 0
+    joined = json.loads((out / "report.json").read_text())
+    assert joined["run_id"] == "nightly-7" and sorted(t["name"] for t in joined["targets"]) == ["alpha", "beta"]
+    assert {f["target"] for f in joined["findings"]} == {"alpha", "beta"}
+    assert all(t["complete"] for t in joined["targets"])
+    assert joined["since_last_run"] is not None
+    db = open_history(history_url)
+    assert verify_chain_intact(db)
+    db.close()
+
+
+def test_a_missing_shard_makes_the_joined_run_incomplete(tmp_path: Path, history_url: str) -> None:
+    config = _two_target_config(tmp_path)
+    assert main(["audit", "-c", str(config), "--output", str(tmp_path / "o"), "--format", "json",
+                 "--history", history_url, "--shard", "2/2", "--run-id", "nightly-8"]) == 1
+    out = tmp_path / "joined"
+    assert main(["report", "--run", "nightly-8", "--format", "json", "--output", str(out),
+                 "--history", history_url]) == 0
+    joined = json.loads((out / "report.json").read_text())
+    gaps = [t for t in joined["targets"] if not t["complete"]]
+    assert gaps and "shard(s) 1/2 of run nightly-8 not stored" in gaps[0]["errors"][0]
+
+
+def verify_chain_intact(db: Any) -> bool:
+    from audits.store import verify_chain
+
+    return verify_chain(db).intact
