@@ -22,7 +22,8 @@ def _writer(url: str, writer: int) -> None:
 
 
 def test_parallel_writers_never_interleave_a_run(history_url: str) -> None:
-    context = multiprocessing.get_context("fork")  # the children import nothing new: quick to start
+    # spawn, not fork: a fork of the test process could inherit a lock held by another test's thread
+    context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_writer, args=(history_url, w)) for w in range(WRITERS)]
     for w in workers:
         w.start()
