@@ -34,8 +34,7 @@ from sandbox.dockerhub_emulator import HOST, HubNamespace, HubRepository, HubSta
 from sandbox.estate import SANDBOX_BCRYPT_ROUNDS
 from sandbox.images import build_image, push_with_skopeo, write_layout
 from sandbox.process import (
-    StopsOnExit,
-    child_alive,
+    EmulatorBesideRegistry,
     free_port,
     port_open,
     process_start_ticks,
@@ -113,7 +112,7 @@ def estate_state(token: str, now: datetime) -> HubState:
 
 
 @dataclass
-class DockerHubEstate(StopsOnExit):
+class DockerHubEstate(EmulatorBesideRegistry):
     """The emulator process and the registry as one sandbox service."""
 
     name: str
@@ -147,18 +146,6 @@ class DockerHubEstate(StopsOnExit):
     def env(self) -> dict[str, str]:
         return {USER_ENV: AUDITOR, TOKEN_ENV: self.token}
 
-    @property
-    def pids(self) -> list[int]:
-        return [self.pid, *self.registry.pids]
-
-    def alive(self) -> bool:
-        return child_alive(self._process, self.pid, self.start_ticks) and self.registry.alive()
-
-    def stop(self) -> None:
-        try:
-            stop_child(self._process, self.pid, self.start_ticks)
-        finally:
-            self.registry.stop()
 
 
 def _keys(workdir: Path) -> KeyPair:

@@ -48,7 +48,7 @@ from audits.collectors.gar_signatures import docker_host
 from sandbox.ecr_estate import ESTATE_KEY
 from sandbox.gar_emulator import EmulatedRepository, GarEmulator
 from sandbox.images import build_image
-from sandbox.process import StopsOnExit, child_alive, process_start_ticks, spawn, stop_child
+from sandbox.process import EmulatorBesideRegistry, process_start_ticks, spawn, stop_child
 from sandbox.pusher import OciPusher
 from sandbox.registry import RegistrySpec, RunningRegistry, start_registry
 from sandbox.signing import KeyPair, generate_key_pair, signature_for, signature_tag
@@ -196,7 +196,7 @@ def _image(package: str, digest: str, tags: list[str], uploaded: str, media_type
 
 
 @dataclass
-class GarEstate(StopsOnExit):
+class GarEstate(EmulatorBesideRegistry):
     """The emulator process and the registry behind it as one sandbox service
     (`name`, `targets`, `env`, `pids`, `stop`)."""
 
@@ -231,18 +231,6 @@ class GarEstate(StopsOnExit):
         """Application Default Credentials: the emulated auditor's key file."""
         return {"GOOGLE_APPLICATION_CREDENTIALS": str(self.key_file)}
 
-    @property
-    def pids(self) -> list[int]:
-        return [self.pid, *self.registry.pids]
-
-    def alive(self) -> bool:
-        return child_alive(self._process, self.pid, self.start_ticks) and self.registry.alive()
-
-    def stop(self) -> None:
-        try:
-            stop_child(self._process, self.pid, self.start_ticks)
-        finally:
-            self.registry.stop()
 
 
 def start_gar_estate(workdir: Path, *, detach: bool = False, name: str = TARGET_NAME) -> GarEstate:

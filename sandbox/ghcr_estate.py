@@ -31,7 +31,14 @@ from typing import Any
 from sandbox.certs import server_certificate
 from sandbox.github_emulator import GitHubState, Owner, Package, Token, Version
 from sandbox.images import build_image
-from sandbox.process import StopsOnExit, child_alive, free_port, port_open, process_start_ticks, spawn, stop_child
+from sandbox.process import (
+    EmulatorBesideRegistry,
+    free_port,
+    port_open,
+    process_start_ticks,
+    spawn,
+    stop_child,
+)
 from sandbox.pusher import OciPusher
 from sandbox.registry import RegistrySpec, RunningRegistry, env_var_prefix, start_registry
 from sandbox.signing import KeyPair, generate_key_pair, signature_for
@@ -81,7 +88,7 @@ def _token_value(token: Token) -> str:
 
 
 @dataclass
-class GhcrEstate(StopsOnExit):
+class GhcrEstate(EmulatorBesideRegistry):
     """The emulator and its registry as one sandbox service."""
 
     name: str
@@ -112,18 +119,6 @@ class GhcrEstate(StopsOnExit):
     def env(self) -> dict[str, str]:
         return {self.token_env(owner): value for owner, value in self.tokens.items()}
 
-    @property
-    def pids(self) -> list[int]:
-        return [self.pid, *self.registry.pids]
-
-    def alive(self) -> bool:
-        return child_alive(self._process, self.pid, self.start_ticks) and self.registry.alive()
-
-    def stop(self) -> None:
-        try:
-            stop_child(self._process, self.pid, self.start_ticks)
-        finally:
-            self.registry.stop()
 
 
 def seed_registry(registry: RunningRegistry, key: Path) -> tuple[GitHubState, dict[str, str]]:

@@ -24,13 +24,11 @@ from sandbox.certs import server_certificate
 from sandbox.harbor_seed import DEMO_IMAGES, SeededImage, demo_state
 from sandbox.images import build_image
 from sandbox.process import (
-    StopsOnExit,
-    child_alive,
+    EmulatorBesideRegistry,
     free_port,
     port_open,
     process_start_ticks,
     spawn,
-    stop_child,
 )
 from sandbox.pusher import OciPusher
 from sandbox.registry import RegistrySpec, RunningRegistry, env_var_prefix, start_registry
@@ -50,7 +48,7 @@ class HarborStartError(RuntimeError):
 
 
 @dataclass
-class HarborService(StopsOnExit):
+class HarborService(EmulatorBesideRegistry):
     """The running sandbox Harbor: emulator process plus its registry."""
 
     url: str
@@ -91,19 +89,6 @@ class HarborService(StopsOnExit):
     def env(self) -> dict[str, str]:
         return {self.username_env: AUDITOR, self.password_env: self.password}
 
-    @property
-    def pids(self) -> list[int]:
-        return [self.pid, *self.registry.pids]
-
-    def alive(self) -> bool:
-        return child_alive(self._process, self.pid, self.start_ticks)
-
-    def stop(self) -> None:
-        """Stop the emulator, then its registry; idempotent."""
-        try:
-            stop_child(self._process, self.pid, self.start_ticks)
-        finally:
-            self.registry.stop()
 
 
 def _signing_key(workdir: Path) -> tuple[Path, Path]:

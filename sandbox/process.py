@@ -125,6 +125,30 @@ class StopsOnExit:
         self.stop()
 
 
+class EmulatorBesideRegistry(StopsOnExit):
+    """An emulator process of ours in front of a real registry (Harbor, GAR, GHCR,
+    Docker Hub sandboxes): one lifecycle for the pair. Subclasses are dataclasses
+    with `pid`, `start_ticks`, `_process` and `registry` (a RunningRegistry)."""
+
+    pid: int
+    start_ticks: int | None
+    _process: subprocess.Popen[bytes] | None
+    registry: Any
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.pid, *self.registry.pids]
+
+    def alive(self) -> bool:
+        return child_alive(self._process, self.pid, self.start_ticks) and bool(self.registry.alive())
+
+    def stop(self) -> None:
+        try:
+            stop_child(self._process, self.pid, self.start_ticks)
+        finally:
+            self.registry.stop()
+
+
 def child_alive(proc: subprocess.Popen[bytes] | None, pid: int, start_ticks: int | None) -> bool:
     """Alive via our own handle when we started it, via /proc when only the pid was recorded."""
     if proc is not None:
