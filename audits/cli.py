@@ -32,6 +32,7 @@ EXIT_INCOMPLETE = 3  # also: collection cut short by SIGTERM / SIGINT, reports w
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # stopped by a signal outside an audit, or by a second one: no reports
 ALL_FORMATS = ("html", "md", "json", "sarif", "junit", "oscal")
 DEFAULT_FORMATS = "html,md,json,sarif,junit"
+MAX_SHARDS = 10_000
 ERROR_LINE_LIMIT = 1000  # characters: a config path, key and reason fit; a pasted blob does not
 DEFAULT_SANDBOX_DIR = Path(".regguard/sandbox")
 # The demo declares use cases so RG-FIT-001 shows the decision matrix at work.
@@ -82,8 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="history database (SQLite path or postgresql://...; default REGGUARD_HISTORY_URL, "
                        "`history:` in the config, else ~/.local/share/regguard/history.sqlite)")
     audit.add_argument("--shard", default=None, metavar="I/N",
-                       help="audit only shard I of N of the targets (with --run-id; `report --run ID` joins them)")
+                       help="audit only part I (0 to N-1, as Kubernetes' JOB_COMPLETION_INDEX) of N of the "
+                       "(target, account, region) scopes; with --run-id. The shard that completes the run "
+                       "renders the merged run; `report --run ID` renders it later")
     audit.add_argument("--run-id", default=None, metavar="ID", help="the run a --shard belongs to")
+    audit.add_argument("--merged-output", type=Path, default=None, metavar="DIR",
+                       help="where the shard that completes the run writes the merged run (default OUTPUT/merged)")
     audit.add_argument(
         "--max-repositories",
         type=int,
@@ -263,6 +268,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         max_repositories=args.max_repositories,
         history=args.history,
         shard=shard,
+        merged_output=args.merged_output,
     )
     return EXIT_INCOMPLETE if run.interrupted else exit_code(run.result, fail_on)
 
@@ -280,18 +286,22 @@ def audit_and_report(
     max_repositories: int | None = None,
     history: str | None = None,
     shard: Shard | None = None,
+    merged_output: Path | None = None,
 ) -> AuditRun:
     """Check the output location and the history store, run the audit with
     progress, store the run, write reports, print the summary. A signal
-    during the run ends the collection early; the reports still follow."""
+    during the run ends the collection early; the reports still follow.
+    A shard stores its part; the one that completes the run also renders
+    the merged run into `merged_output`."""
     from audits.engine import run_audit
-    from audits.history_cli import open_for_config, prepare_history, shard_targets, store_run
+    from audits.history_cli import open_for_config, prepare_history, render_if_complete, store_run
     from audits.progress import terminal_progress
     from audits.scheduler import StopRequest
 
     _check_output(output)
-    if shard is not None:
-        config = shard_targets(config, shard)
+    merged = (merged_output or output / "merged") if shard is not None else None
+    if merged is not None:
+        _check_output(merged)
     db = open_for_config(history, config, config_dir)
     try:
         baseline = prepare_history(db, config, config_dir)
@@ -307,11 +317,14 @@ def audit_and_report(
                     deadline=deadline,
                     max_repositories=max_repositories,
                     stop=stop,
+                    shard=(shard.index, shard.count) if shard else None,
                 )
             if run.interrupted:
                 print(f"regguard: {run.interrupted}; writing the reports of what was collected", file=sys.stderr)
             run = store_run(db, run, shard)
             _write_outputs(run, formats, output, evidence, config)
+            if shard is not None and merged is not None:
+                render_if_complete(db, shard, formats, merged)
     finally:
         db.close()
     return run
@@ -361,8 +374,8 @@ def _parse_shard(text: str | None, run_id: str | None) -> Shard | None:
     if text is None or not run_id:
         raise UsageError("--shard I/N and --run-id ID go together")
     index, _, count = text.partition("/")
-    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
-        raise UsageError(f"--shard: expected I/N with 1 <= I <= N, not {text!r}")
+    if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count) <= MAX_SHARDS):
+        raise UsageError(f"--shard: expected I/N with 0 <= I < N <= {MAX_SHARDS} (I counts from 0), not {text!r}")
     if len(run_id) > 48 or not run_id.replace("-", "").replace("_", "").isalnum():
         raise UsageError("--run-id: letters, digits, - and _ only, at most 48 characters")
     return Shard(run_id, int(index), int(count))

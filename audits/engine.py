@@ -43,6 +43,7 @@ from audits.rules.registry import (
     catalog,
 )
 from audits.scheduler import STUCK_FACT, StopRequest, collect_all
+from audits.scopes import PlannedScope, plan, shard_part
 from audits.waivers import apply_waivers
 
 COLLECTOR_CRASH = STUCK_FACT  # pseudo fact name recorded when a collector raised or never finished
@@ -68,11 +69,14 @@ def run_audit(
     deadline: float | None = None,
     max_repositories: int | None = None,
     stop: StopRequest | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> AuditRun:
-    """Collect every target (at most `target_concurrency` at once, each with
-    `concurrency` requests in flight and its own `deadline`), then judge all
-    facts with the catalog. `deadline` bounds the whole collection (seconds);
-    `max_repositories` overrides every target's cap; `stop` ends it early."""
+    """List every target's scopes (`audits.scopes`), keep shard `(index, count)`'s
+    part of them when sharded, collect them (at most `target_concurrency` at
+    once, each with `concurrency` requests in flight and its own `deadline`),
+    then judge all facts with the catalog. `deadline` bounds the whole
+    collection (seconds); `max_repositories` overrides every target's cap;
+    `stop` ends it early."""
     started = utcnow()
     env = environment or config.environment
     rules = catalog()
@@ -82,19 +86,18 @@ def run_audit(
         trusted_keys=tuple(str(k) for k in config.trusted_keys),
         progress=progress,
     )
-    options = [_options_for(t, base, max_repositories) for t in config.targets]
-    workers = min(target_concurrency, len(config.targets))
-    collected = collect_all(
-        config.targets, options, _collect_safely, workers=workers, audit_deadline=deadline, stop=stop
-    )
+    planned = plan(config.targets, timeout=base.timeout, progress=progress)
+    if shard is not None:
+        planned = shard_part(planned, *shard)
+    collected = _collect_planned(planned, base, max_repositories, target_concurrency, deadline, stop)
 
     findings: list[Finding] = []
     summaries: list[TargetSummary] = []
-    for target, facts, target_options in zip(config.targets, collected, options, strict=True):
-        ctx = _context_for(config, target, env, (pull_history or {}).get(target.name, {}))
+    for scope, (facts, record) in zip(planned, collected, strict=True):
+        ctx = _context_for(config, scope.target, env, (pull_history or {}).get(scope.name, {}))
         target_findings = judge(facts, ctx, rules)
         findings.extend(target_findings)
-        summaries.append(_summarize(facts, target_findings, target_options.published))
+        summaries.append(_summarize(facts, target_findings, record))
 
     findings = apply_waivers(findings, config.waivers, started.date())
     result = AuditResult(
@@ -107,8 +110,39 @@ def run_audit(
         targets=tuple(summaries),
         findings=tuple(sorted(findings, key=finding_sort_key)),
     )
-    facts_by_target = {t.name: f for t, f in zip(config.targets, collected, strict=True)}
+    facts_by_target = {scope.name: facts for scope, (facts, _) in zip(planned, collected, strict=True)}
     return AuditRun(result, facts_by_target, interrupted=stop.reason)
+
+
+def _collect_planned(
+    planned: Sequence[PlannedScope],
+    base: CollectOptions,
+    max_repositories: int | None,
+    target_concurrency: int,
+    deadline: float | None,
+    stop: StopRequest,
+) -> list[tuple[TargetFacts, CollectionRecord]]:
+    """Collect the scopes that could be listed; a target whose scopes could not
+    be is one crash fact, so every rule for it says `error` with the reason."""
+    reachable = [p.target for p in planned if p.failure is None]
+    options = [_options_for(t, base, max_repositories) for t in reachable]
+    workers = max(1, min(target_concurrency, len(reachable)))
+    done = collect_all(reachable, options, _collect_safely, workers=workers, audit_deadline=deadline, stop=stop)
+    collected = iter(done)
+    published = iter(options)
+    out: list[tuple[TargetFacts, CollectionRecord]] = []
+    for scope in planned:
+        if scope.failure is None:
+            out.append((next(collected), next(published).published))
+        else:
+            out.append((_failed_scope(scope), CollectionRecord()))
+    return out
+
+
+def _failed_scope(scope: PlannedScope) -> TargetFacts:
+    now = utcnow()
+    fact: Fact[Any] = Fact.error(scope.failure or "scopes not listed", source=f"scopes {scope.target.kind}")
+    return TargetFacts(scope.name, scope.target.kind, {COLLECTOR_CRASH: fact}, started_at=now, finished_at=now)
 
 
 def _options_for(target: Any, options: CollectOptions, max_repositories: int | None) -> CollectOptions:

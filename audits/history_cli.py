@@ -72,18 +72,6 @@ def prepare_history(db: HistoryDB, config: AuditConfig, config_dir: Path) -> dic
     return db.pull_baseline()
 
 
-def shard_targets(config: AuditConfig, shard: Shard) -> AuditConfig:
-    """The targets of shard I of N: by name order, every N-th from the I-th,
-    so every shard of the same config picks the same, disjoint set."""
-    from audits.cli import UsageError
-
-    ordered = sorted(config.targets, key=lambda t: t.name)
-    chosen = [t for i, t in enumerate(ordered) if i % shard.count == shard.index - 1]
-    if not chosen:
-        raise UsageError(f"--shard {shard.index}/{shard.count}: no target falls in it (the config has {len(ordered)})")
-    return config.model_copy(update={"targets": chosen})
-
-
 def store_run(db: HistoryDB, run: AuditRun, shard: Shard | None = None) -> AuditRun:
     """Append the run (or shard); return it with its run id, the comparison
     with the previous audit and the trend. A store that fails now is a
@@ -92,6 +80,10 @@ def store_run(db: HistoryDB, run: AuditRun, shard: Shard | None = None) -> Audit
 
     from audits.history import pull_counts
 
+    if shard is not None and _already_stored(db, shard):
+        print(f"regguard: shard {shard.index}/{shard.count} of run {shard.group_id} is already stored "
+              "(a retried job?); this audit of it is reported but not stored again", file=sys.stderr)
+        return run
     try:
         stored = db.record(run.result, pull_counts(run.facts), shard=shard)
         result = with_history(db, run.result, stored)
@@ -99,6 +91,38 @@ def store_run(db: HistoryDB, run: AuditRun, shard: Shard | None = None) -> Audit
         print(f"regguard: warning: the run was not stored in the history ({type(exc).__name__})", file=sys.stderr)
         return run
     return dataclasses.replace(run, result=result)
+
+
+def _already_stored(db: HistoryDB, shard: Shard) -> bool:
+    return any(p.run_id == shard.run_id for p in db.shards(shard.group_id))
+
+
+def missing_shards(parts: Sequence[StoredRun]) -> tuple[int, list[str]]:
+    """How many shards the run has and which of them are not stored ("1/4");
+    labels count from 0, as `--shard` does."""
+    expected = max(int((p.shard or "0/1").split("/")[1]) for p in parts)
+    present = {p.shard for p in parts}
+    return expected, [f"{i}/{expected}" for i in range(expected) if f"{i}/{expected}" not in present]
+
+
+def render_if_complete(db: HistoryDB, shard: Shard, formats: Sequence[str], output: Path) -> bool:
+    """After a shard is stored: when every part of its run is in, render the
+    merged run into `output` (whichever shard finishes last does it; two that
+    finish together both write the same reports). Otherwise say what is missing."""
+    from audits.rules.registry import catalog
+    from reports import write_reports
+
+    parts = db.shards(shard.group_id)
+    expected, missing = missing_shards(parts)
+    if missing:
+        print(f"regguard: run {shard.group_id}: {expected - len(missing)} of {expected} shards stored; waiting for "
+              f"{', '.join(missing)} (the last shard renders the merged run; or `regguard report --run "
+              f"{shard.group_id}`)", file=sys.stderr)
+        return False
+    result = _joined_shards(db, shard.group_id, parts)
+    for path in write_reports(result, catalog(), formats, output):
+        print(f"wrote {path} (merged run {shard.group_id})")
+    return True
 
 
 def with_history(db: HistoryDB, result: AuditResult, stored: StoredRun) -> AuditResult:
@@ -196,13 +220,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     formats = _parse_formats(args.formats)
     _check_output(args.output)
     db = open_for_args(args)
+    missing: list[str] = []
     try:
         parts = db.shards(args.run)
-        result = _joined_shards(db, args.run, parts) if parts else _stored_run_result(db, db.run(args.run))
+        if parts:
+            _, missing = missing_shards(parts)
+            result = _joined_shards(db, args.run, parts)
+        else:
+            result = _stored_run_result(db, db.run(args.run))
     finally:
         db.close()
     for path in write_reports(result, catalog(), formats, args.output):
         print(f"wrote {path}")
+    if missing:
+        print(f"regguard: run {args.run} is incomplete: shard(s) {', '.join(missing)} not stored", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -218,9 +250,7 @@ def _joined_shards(db: HistoryDB, group_id: str, parts: Sequence[StoredRun]) -> 
     from audits.model import TargetSummary, finding_sort_key
 
     results = [stored_result(p, db.findings(p)) for p in parts]
-    expected = int((parts[0].shard or "1/1").split("/")[1])
-    present = {p.shard for p in parts}
-    missing = [f"{i}/{expected}" for i in range(1, expected + 1) if f"{i}/{expected}" not in present]
+    _, missing = missing_shards(parts)
     targets = tuple(t for r in results for t in r.targets)
     if missing:
         gap = TargetSummary(f"(shards {', '.join(missing)})", "shard", False, (f"shard(s) {', '.join(missing)} "

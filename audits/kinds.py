@@ -47,7 +47,10 @@ class Kind:
     its `regguard:registries` entries; `declarer` (policy) defines
     `declare(resources)` and `TYPE_PREFIX` for the policy pack.
     `sandbox` is `module:function` starting this kind's local service for the
-    demo; `title` is how reports name the kind.
+    demo; `title` is how reports name the kind. `scopes` is `module:function`
+    listing the scopes of a target that spans several places
+    (`expand(target, timeout, progress) -> targets`, see `audits.scopes`);
+    without it a target is one scope.
     """
 
     name: str
@@ -58,6 +61,13 @@ class Kind:
     provisioner: str | None = None
     declarer: str | None = None
     sandbox: str | None = None
+    scopes: str | None = None
+
+    def scopes_function(self) -> Callable[..., Any] | None:
+        if self.scopes is None:
+            return None
+        expand: Callable[..., Any] = load(self.scopes)
+        return expand
 
     def collect_function(self) -> Callable[..., Any]:
         module = importlib.import_module(self.collector)
@@ -87,6 +97,7 @@ _TABLE: dict[str, Kind] = {
             provisioner="components.ecr",
             declarer="policy.declared_ecr",
             sandbox="sandbox.ecr_estate:start_ecr_estate",
+            scopes="audits.collectors.ecr_scopes:expand",
         ),
         Kind(
             "harbor",

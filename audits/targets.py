@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_TARGET_DEADLINE_S = 600.0
 """Ten minutes: 10,000 repositories of ten tags at a 20 ms round trip take about
@@ -115,10 +115,50 @@ class DistributionTarget(TargetConfig, OciAuth):
     )
 
 
-class EcrTarget(TargetConfig):
-    """One AWS ECR private registry: one account, one region."""
+_AWS_REGION = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$"
+_ACCOUNT_ID = r"^\d{12}$"
+# An IAM role ARN: partition, account, optional path, name (IAM's limits: 64-character names).
+_ROLE_ARN = r"^arn:aws(-us-gov|-cn)?:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$"
+AwsRegion = Annotated[str, Field(pattern=_AWS_REGION)]
+AccountId = Annotated[str, Field(pattern=_ACCOUNT_ID)]
 
-    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="an AWS region name like us-east-1")
+
+class EcrOrganization(Strict):
+    """Every active account of an AWS Organization, listed with ListAccounts from
+    the management or a delegated administrator account, each audited through
+    the role `role_name` assumed in it."""
+
+    role_name: str = Field(
+        pattern=r"^([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$", description="the read-only audit role in each account"
+    )
+    exclude_accounts: list[AccountId] = Field(default_factory=list, description="account ids not to audit")
+
+
+class EcrTarget(TargetConfig):
+    """AWS ECR private registries: one region of the caller's account, or the
+    (account, region) scopes of several accounts (`role_arns`, `organization`)
+    and regions (`regions`), each audited as its own scope."""
+
+    region: AwsRegion | None = Field(None, description="one AWS region like us-east-1 (or use `regions`)")
+    regions: list[AwsRegion] | Literal["all"] | None = Field(
+        None, description="several regions, or `all`: every ECR region of the partition in botocore's data"
+    )
+    partition: Literal["aws", "aws-us-gov", "aws-cn"] = Field("aws", description="the partition `regions: all` lists")
+    role_arns: list[Annotated[str, Field(pattern=_ROLE_ARN)]] = Field(
+        default_factory=list, description="roles to assume, one per account (or use `organization`)"
+    )
+    organization: EcrOrganization | None = None
+    session_name: str = Field(
+        "regguard-audit", pattern=r"^[\w+=,.@-]{2,64}$", description="the AssumeRole session name"
+    )
+    external_id: str | None = Field(
+        None,
+        pattern=r"^[\w+=,.@:/-]+$",
+        min_length=2,
+        max_length=1224,
+        description="the sts:ExternalId the audit roles' trust policy asks for",
+    )
+    external_id_env: str | None = Field(None, description="the environment variable holding the external id")
     endpoint_url: str | None = Field(None, description="moto / LocalStack endpoint")
     profile: str | None = None
     probe_endpoint: bool = Field(False, description="also probe the registry's OCI endpoint (TLS, anonymous access)")
@@ -126,6 +166,42 @@ class EcrTarget(TargetConfig):
     secret_hint: ClassVar[str] = (
         "ECR credentials come from the AWS credential chain: set `profile:` or the AWS_* environment variables"
     )
+
+    @model_validator(mode="after")
+    def _one_way_to_say_each_thing(self) -> EcrTarget:
+        if (self.region is None) == (self.regions is None):
+            raise ValueError("give exactly one of `region` (one region) and `regions` (a list, or `all`)")
+        if isinstance(self.regions, list) and not self.regions:
+            raise ValueError("`regions` must name at least one region (or say `all`)")
+        if self.role_arns and self.organization is not None:
+            raise ValueError("give `role_arns` or `organization`, not both")
+        if self.external_id is not None and self.external_id_env is not None:
+            raise ValueError("give `external_id` or `external_id_env`, not both")
+        return self
+
+    def scope_region(self) -> str:
+        """The one region a collection works in; a multi-region target is
+        audited scope by scope (`audits.scopes.plan`), never as a whole."""
+        if self.region is None:
+            raise ValueError(f"target {self.name} spans regions: audit its scopes (audits.scopes.plan)")
+        return self.region
+
+    @property
+    def assumes_roles(self) -> bool:
+        """The target spans accounts reached by AssumeRole."""
+        return bool(self.role_arns) or self.organization is not None
+
+
+class EcrScope(EcrTarget):
+    """One (account, region) of an `EcrTarget`, as the engine audits it: made by
+    `audits.collectors.ecr_scopes.expand`, never written in a config. Its name is
+    `<target>/<account>/<region>` (or `<target>/<region>` without roles)."""
+
+    name: str = Field(min_length=1)  # the configured name with the scope appended, so `/` is allowed
+    account_id: str | None = None  # None: the caller's own account (no role assumed)
+    assume_role_arn: str | None = None
+    iam_scope: str | None = None  # the scope that judges the account-wide IAM facts; None: this one
+    parent: str = ""  # the configured target's name
 
 
 class DockerConfigTarget(TargetConfig):

@@ -78,6 +78,7 @@ from audits.collectors.ecr_facts import (
     trail_destination,
 )
 from audits.collectors.ecr_iam import credentials_fact
+from audits.collectors.ecr_sessions import ROLE_SESSIONS, AssumeRoleFailed
 from audits.collectors.ecr_signatures import LayerDownloader, SignatureReader
 from audits.model import (
     ADMIN_ACCOUNT,
@@ -112,7 +113,7 @@ from audits.model import (
     TlsFacts,
     utcnow,
 )
-from audits.targets import EcrTarget
+from audits.targets import EcrScope, EcrTarget
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudtrail import CloudTrailClient
@@ -125,6 +126,9 @@ T = TypeVar("T")
 KIND = "ecr"
 PAGE_SIZE = 1000  # the maximum DescribeRepositories / DescribeImages accept
 
+# What ECR answers in a region the account has not enabled, or to credentials it
+# does not know: nothing else will work in that scope, so it is one error, not sixteen.
+REGION_REFUSED = frozenset({"UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException"})
 _MANAGED_ENDPOINT = "AWS-managed HTTPS endpoint; set probe_endpoint: true to probe it"
 
 
@@ -159,11 +163,14 @@ class AwsClients:
 
 
 def collect(target: EcrTarget, options: CollectOptions) -> TargetFacts:
-    """Collect every ECR fact for `target`; never raises for AWS/network errors."""
+    """Collect every ECR fact for `target` (one scope: an account and a region,
+    through its assumed role when it has one); never raises for AWS/network errors."""
     started = utcnow()
     counter = RequestCounter()
     try:
-        clients = make_clients(target, options)
+        clients = make_clients(target, options, ROLE_SESSIONS.session(target, options.timeout, counter))
+    except AssumeRoleFailed as exc:
+        return _all_errors(target, str(exc), "sts:AssumeRole", started, counter)
     except (BotoCoreError, ValueError) as exc:
         detail = f"cannot create AWS clients: {describe(exc)}"
         return _all_errors(target, detail, "boto3.Session", started, counter)
@@ -174,10 +181,11 @@ def collect(target: EcrTarget, options: CollectOptions) -> TargetFacts:
         return _all_errors(target, detail, "ecr", started, counter)
 
 
-def make_clients(target: EcrTarget, options: CollectOptions) -> AwsClients:
-    """boto3 clients for the target's profile/region, pointed at `endpoint_url`
-    when set (moto / LocalStack). Created per collection, never at import."""
-    session = boto3.Session(profile_name=target.profile, region_name=target.region)
+def make_clients(target: EcrTarget, options: CollectOptions, session: boto3.Session | None = None) -> AwsClients:
+    """boto3 clients for the target's region on `session` (default: its profile),
+    pointed at `endpoint_url` when set (moto / LocalStack). Created per
+    collection, never at import."""
+    session = session or boto3.Session(profile_name=target.profile, region_name=target.scope_region())
     config = Config(
         retries={"mode": "adaptive", "max_attempts": 10},
         max_pool_connections=max(options.concurrency, 1),
@@ -224,6 +232,9 @@ def collect_with_clients(
     if isinstance(registry.error_exc, BotoCoreError):
         detail = f"ECR endpoint unreachable: {registry.error}"
         return _all_errors(target, detail, "ecr:DescribeRegistry", started, counter)
+    if registry.error_code in REGION_REFUSED:
+        detail = f"ECR in {target.region} refused the credentials (a disabled opt-in region?): {registry.error}"
+        return _all_errors(target, detail, "ecr:DescribeRegistry", started, counter)
 
     facts: dict[str, Fact[Any]] = {}
     facts.update(_static_facts(target))
@@ -241,8 +252,8 @@ def collect_with_clients(
     listed = attempt(lambda: list_repositories(clients.ecr))
     with ThreadPoolExecutor(max_workers=max(options.concurrency, 1)) as pool:
         scanning_future = pool.submit(attempt, lambda: clients.ecr.get_registry_scanning_configuration())
-        logging_future = pool.submit(_logging_fact, clients.cloudtrail, target.region)
-        credentials_future = pool.submit(credentials_fact, clients.iam)
+        logging_future = pool.submit(_logging_fact, clients.cloudtrail, target.scope_region())
+        credentials_future = pool.submit(_credentials_fact, target, clients.iam)
         logging_future.add_done_callback(lambda done: options.record(LOGGING, done.result()))
         credentials_future.add_done_callback(lambda done: options.record(CREDENTIALS, done.result()))
         if listed.value is None:
@@ -267,6 +278,15 @@ def collect_with_clients(
         finished_at=utcnow(),
         requests=counter.total,
     )
+
+
+def _credentials_fact(target: EcrTarget, iam: IAMClient) -> Fact[Any]:
+    """IAM is account-wide: one scope of each account (its first region) reads
+    and judges the push credentials; the account's other regions point there."""
+    home = target.iam_scope if isinstance(target, EcrScope) else None
+    if home is not None:
+        return Fact.managed(f"IAM users and keys are account-wide; this account's are judged in scope {home}")
+    return credentials_fact(iam)
 
 
 # --------------------------------------------------------------------------
@@ -324,7 +344,7 @@ def _probed_endpoint_facts(
     if not registry_id:
         error: Fact[Any] = Fact.error(registry.error or "no registry id", source="ecr:DescribeRegistry")
         return {name: error for name in (ENDPOINT, TLS, PLAIN_HTTP, ANONYMOUS_ACCESS)}
-    url = f"https://{registry_host(str(registry_id), target.region)}"
+    url = f"https://{registry_host(str(registry_id), target.scope_region())}"
     probed = oci_probe.observe_endpoint(
         url,
         timeout=options.timeout,

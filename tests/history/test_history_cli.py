@@ -182,11 +182,14 @@ def test_shards_written_in_parallel_are_reported_as_one_run(tmp_path: Path, hist
     assert _audit(tmp_path, history_url, ["alpha.example.com"]) == 1  # an earlier whole run to compare with
     root = Path(__file__).resolve().parents[2]
     shards = [subprocess.Popen(_shard_command(config, tmp_path / f"out{i}", history_url, f"{i}/2"), cwd=root,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in (0, 1)]
     codes = [p.wait(timeout=120) for p in shards]
     assert codes == [1, 1], [p.stderr.read() if p.stderr else "" for p in shards]
-    first = json.loads((tmp_path / "out1" / "report.json").read_text())
+    first = json.loads((tmp_path / "out0" / "report.json").read_text())
     assert [t["name"] for t in first["targets"]] == ["alpha"]  # each shard audits its own targets
+    # whichever shard stored last rendered the merged run beside its own reports
+    merged = [json.loads(m.read_text()) for m in tmp_path.glob("out*/merged/report.json")]
+    assert merged and all(sorted(t["name"] for t in m["targets"]) == ["alpha", "beta"] for m in merged)
     out = tmp_path / "joined"
     assert main(["report", "--run", "nightly-7", "--format", "json", "--output", str(out),
                  "--history", history_url]) == 0
@@ -200,16 +203,43 @@ def test_shards_written_in_parallel_are_reported_as_one_run(tmp_path: Path, hist
     db.close()
 
 
-def test_a_missing_shard_makes_the_joined_run_incomplete(tmp_path: Path, history_url: str) -> None:
+def test_a_missing_shard_makes_the_joined_run_incomplete(
+    tmp_path: Path, history_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = _two_target_config(tmp_path)
     assert main(["audit", "-c", str(config), "--output", str(tmp_path / "o"), "--format", "json",
-                 "--history", history_url, "--shard", "2/2", "--run-id", "nightly-8"]) == 1
+                 "--history", history_url, "--shard", "1/2", "--run-id", "nightly-8"]) == 1
+    assert "1 of 2 shards stored; waiting for 0/2" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "merged" / "report.json").exists()
     out = tmp_path / "joined"
     assert main(["report", "--run", "nightly-8", "--format", "json", "--output", str(out),
-                 "--history", history_url]) == 0
+                 "--history", history_url]) == 3
+    assert "run nightly-8 is incomplete: shard(s) 0/2 not stored" in capsys.readouterr().err
     joined = json.loads((out / "report.json").read_text())
     gaps = [t for t in joined["targets"] if not t["complete"]]
-    assert gaps and "shard(s) 1/2 of run nightly-8 not stored" in gaps[0]["errors"][0]
+    assert gaps and "shard(s) 0/2 of run nightly-8 not stored" in gaps[0]["errors"][0]
+
+
+def test_a_retried_shard_is_not_stored_twice(
+    tmp_path: Path, history_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _two_target_config(tmp_path)
+    command = ["audit", "-c", str(config), "--output", str(tmp_path / "o"), "--format", "json",
+               "--history", history_url, "--shard", "0/2", "--run-id", "nightly-9"]
+    assert main(command) == 1
+    assert main(command) == 1
+    assert "shard 0/2 of run nightly-9 is already stored" in capsys.readouterr().err
+    db = open_history(history_url)
+    assert [p.shard for p in db.shards("nightly-9")] == ["0/2"]
+    db.close()
+
+
+def test_a_shard_index_counts_from_zero(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _two_target_config(tmp_path)
+    for bad in ("2/2", "-1/2", "0/0", "a/2"):
+        assert main(["audit", "-c", str(config), "--output", str(tmp_path / "o"), f"--shard={bad}",
+                     "--run-id", "r1"]) == 2
+        assert "0 <= I < N" in capsys.readouterr().err
 
 
 def verify_chain_intact(db: Any) -> bool:
