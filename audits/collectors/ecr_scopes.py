@@ -20,6 +20,7 @@ under its own name, so single-account configs keep their history.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -79,16 +80,13 @@ def _accounts(target: EcrTarget, timeout: float, progress: Progress | None) -> l
     return [(account, f"arn:{partition}:iam::{account}:role/{target.organization.role_name}") for account in listed]
 
 
-def organization_accounts(target: EcrTarget, timeout: float, progress: Progress | None = None) -> list[str]:
+def organization_accounts(
+    target: EcrTarget, timeout: float, progress: Progress | None = None, client: Any = None
+) -> list[str]:
     """The ids of the organization's active accounts, sorted. Raises ScopeError
-    with AWS's reason when the caller may not list them."""
-    session = boto3.Session(profile_name=target.profile)
-    client = session.client(
-        "organizations",
-        region_name=ORGANIZATIONS_REGION[target.partition],
-        endpoint_url=target.endpoint_url,
-        config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=timeout, read_timeout=timeout),
-    )
+    with AWS's reason when the caller may not list them. `client` replaces the
+    Organizations client (tests attach a botocore Stubber: moto does not page)."""
+    client = client or organizations_client(target, timeout)
     listed = attempt(lambda: _list_active_accounts(client, progress))
     if listed.value is None:
         raise ScopeError(
@@ -98,8 +96,18 @@ def organization_accounts(target: EcrTarget, timeout: float, progress: Progress 
     return listed.value
 
 
-def _list_active_accounts(client: object, progress: Progress | None) -> list[str]:
-    paginator = client.get_paginator("list_accounts")  # type: ignore[attr-defined]
+def organizations_client(target: EcrTarget, timeout: float) -> Any:
+    session = boto3.Session(profile_name=target.profile)
+    return session.client(
+        "organizations",
+        region_name=ORGANIZATIONS_REGION[target.partition],
+        endpoint_url=target.endpoint_url,
+        config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=timeout, read_timeout=timeout),
+    )
+
+
+def _list_active_accounts(client: Any, progress: Progress | None) -> list[str]:
+    paginator = client.get_paginator("list_accounts")
     accounts: list[str] = []
     for page_number, page in enumerate(paginator.paginate(), 1):
         accounts.extend(a["Id"] for a in page.get("Accounts", []) if _active(a))

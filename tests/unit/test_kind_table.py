@@ -84,3 +84,26 @@ def test_regguard_rules_lists_only_kinds_that_can_be_audited(capsys: pytest.Capt
     assert main(["rules", "--format", "json"]) == 0
     every_kind = {k for r in json.loads(capsys.readouterr().out) for k in r["kinds"]}
     assert every_kind == set(kinds.names())  # no gar/acr/harbor before their collectors exist
+
+
+SCOPED_FLOPPY = kinds.Kind(
+    "floppy", "Floppy registry", FloppyTarget, "tests.unit.throwaway_kind", registry=True,
+    scopes="tests.unit.throwaway_kind:drives",
+)
+
+
+def test_a_kind_with_scopes_is_audited_scope_by_scope_and_a_listing_failure_stays_its_own(tmp_path: Path) -> None:
+    throwaway_kind.COLLECTED.clear()
+    config = write_config(tmp_path, "targets:\n  - {name: pc, kind: floppy, drive: AB}\n"
+                                    "  - {name: broken, kind: floppy, drive: X}\n")
+    with kinds.registered(SCOPED_FLOPPY):
+        run = run_audit(load_config(config))
+        second = run_audit(load_config(config), shard=(1, 2))
+    assert sorted(throwaway_kind.COLLECTED) == ["pc/A", "pc/A", "pc/B", "pc/B"]
+    assert [t.name for t in run.result.targets] == ["pc/A", "pc/B", "broken"]
+    broken = [f for f in run.result.findings if f.target == "broken"]
+    assert broken and {f.status for f in broken} == {Status.ERROR}
+    assert all("drive X of broken is not inserted" in f.message for f in broken)
+    assert not next(t for t in run.result.targets if t.name == "broken").complete
+    # shards part the scopes in name order, not the targets: "broken" in 0/2, "pc/A" and "pc/B" in 1/2
+    assert [t.name for t in second.result.targets] == ["pc/A", "pc/B"]

@@ -40,3 +40,13 @@ def collect(target: FloppyTarget, options: CollectOptions) -> TargetFacts:
         TAG_IMMUTABILITY: Fact.ok(TagImmutabilityFacts({"disk/app": ImmutabilitySetting(immutable=False)}), source),
     }
     return TargetFacts(target.name, "floppy", facts, now, utcnow(), requests=1)
+
+
+def drives(target: FloppyTarget, timeout: float, progress: Any) -> list[FloppyTarget]:
+    """The scopes of a floppy target: one per drive letter in `drive` ("AB"
+    -> A:, B:); the drive letter `X` cannot be listed."""
+    from audits.scopes import ScopeError
+
+    if "X" in target.drive:
+        raise ScopeError(f"drive X of {target.name} is not inserted")
+    return [target.model_copy(update={"name": f"{target.name}/{d}", "drive": f"{d}:"}) for d in target.drive]
