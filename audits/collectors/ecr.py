@@ -1,5 +1,11 @@
 """Collect facts about one AWS ECR private registry (one account, one region) with boto3.
 
+A target over several accounts and regions is audited scope by scope: its
+scopes come from `audits.collectors.ecr_scopes` (via the kind table), and a
+scope in another account is collected with the credentials of its assumed role
+(`audits.collectors.ecr_sessions`, one AssumeRole per account and process).
+IAM is account-wide, so only one scope per account reads it.
+
 What is read, and from where (every call counted into `TargetFacts.requests`):
 
 * registry level, once: `DescribeRegistry` (replication; doubles as the reachability
