@@ -20,7 +20,6 @@ import yaml
 
 from audits.cli import EXIT_INCOMPLETE, EXIT_USAGE, build_parser
 from audits.config import parse_config
-from audits.targets import EcrTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -157,8 +156,6 @@ def test_the_run_id_is_the_cronjob_s_job_name_and_fits_regguard_s_limit() -> Non
 
 
 REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
-# Audit flags the container passes that this checkout's parser may not know yet: added by the lead in issue 12.
-PENDING_AUDIT_FLAGS = {"--merged-output"}
 
 
 def _expanded_args(container: dict[str, Any], job: dict[str, Any], values: dict[str, str]) -> list[str]:
@@ -179,13 +176,9 @@ def _expanded_args(container: dict[str, Any], job: dict[str, Any], values: dict[
 
 
 def _parsed(args: list[str]) -> argparse.Namespace:
-    """`args` through regguard's own parser; a pending flag and its value are
-    set on the result as the parser will once it knows them."""
+    """`args` through regguard's own parser, which refuses any flag it does not know."""
     namespace, unknown = build_parser().parse_known_args(args)
-    flags = unknown[::2]
-    assert set(flags) <= PENDING_AUDIT_FLAGS and len(unknown) == 2 * len(flags), unknown
-    for flag, value in zip(flags, unknown[1::2], strict=True):
-        setattr(namespace, flag.removeprefix("--").replace("-", "_"), Path(value))
+    assert not unknown, unknown
     return namespace
 
 
@@ -259,29 +252,13 @@ def test_the_sharded_auditor_gets_aws_through_irsa_and_no_keys() -> None:
     assert not re.search(r"AKIA[0-9A-Z]{16}|aws_secret_access_key", (K8S / "sharded-cronjob.yaml").read_text(), re.I)
 
 
-# Keys of an `ecr` target the lead adds in issue 12; see _as_this_checkout_reads_it.
-ISSUE_12_ECR_KEYS = {"regions", "organization", "role_arns", "session_name", "external_id_env"}
-
-
-def _as_this_checkout_reads_it(config: dict[str, Any]) -> dict[str, Any]:
-    """The config as this checkout's EcrTarget can read it. Until it has the
-    issue-12 keys, each multi-account ECR target is checked as one account in
-    its first region, so the rest of the config is still validated; once
-    EcrTarget has `regions`, the config is checked exactly as shipped."""
-    if "regions" in EcrTarget.model_fields:
-        return config
-    targets = [{k: v for k, v in t.items() if k not in ISSUE_12_ECR_KEYS} | {"region": t["regions"][0]}
-               if t["kind"] == "ecr" and "regions" in t else t for t in config["targets"]]
-    return config | {"targets": targets}
-
-
 def test_the_shipped_configs_are_valid_audit_configs() -> None:
     nightly = yaml.safe_load(_document("cronjob.yaml", "ConfigMap")["data"]["regguard.yaml"])
     parse_config(nightly, Path("cronjob.yaml"))
     estate = yaml.safe_load(_document("sharded-cronjob.yaml", "ConfigMap")["data"]["regguard.yaml"])
     assert any(t["kind"] == "ecr" and "organization" in t for t in estate["targets"])  # the multi-account example
     assert len({t["kind"] for t in estate["targets"]}) > 1
-    parse_config(_as_this_checkout_reads_it(estate), Path("sharded-cronjob.yaml"))
+    parse_config(estate, Path("sharded-cronjob.yaml"))
 
 
 def _verify_units(directory: Path) -> subprocess.CompletedProcess[str]:
