@@ -347,17 +347,20 @@ def _seed_iam(iam: Any) -> dict[str, list[str]]:
 
 
 def _seed_cloudtrail(session: boto3.Session, endpoint_url: str, region: str) -> str:
-    bucket = "regguard-trail-logs"
     s3 = session.client("s3", endpoint_url=endpoint_url)
+    cloudtrail = session.client("cloudtrail", endpoint_url=endpoint_url)
+    return create_trail(s3, cloudtrail, bucket="regguard-trail-logs", region=region)
+
+
+def create_trail(s3: Any, cloudtrail: Any, *, bucket: str, region: str, name: str = "org-trail") -> str:
+    """A multi-region trail writing to a new bucket `bucket`; created, never started
+    (IsLogging stays false). Returns the trail's name."""
     if region == "us-east-1":
         s3.create_bucket(Bucket=bucket)
     else:
         s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
-    name = "org-trail"
-    session.client("cloudtrail", endpoint_url=endpoint_url).create_trail(
-        Name=name, S3BucketName=bucket, IsMultiRegionTrail=True
-    )
-    return name  # created, never started: IsLogging stays false
+    cloudtrail.create_trail(Name=name, S3BucketName=bucket, IsMultiRegionTrail=True)
+    return name
 
 
 @dataclass

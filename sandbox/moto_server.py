@@ -62,16 +62,18 @@ class MotoServer(StopsOnExit):
         stop_child(self._process, self.pid, self.start_ticks)
 
 
-def start_moto_server(workdir: Path, *, detach: bool = False) -> MotoServer:
+def start_moto_server(workdir: Path, *, detach: bool = False, strict_sts: bool = False) -> MotoServer:
     """Start moto on a free loopback port and return once its API answers.
 
     `detach=True` puts it in its own session so it outlives the caller (stop it
-    later by pid). Raises MotoStartError with the log tail if it never answers."""
+    later by pid). `strict_sts=True` runs `sandbox.moto_strict` instead of plain
+    moto, so AssumeRole is refused unless the role exists and trusts the caller.
+    Raises MotoStartError with the log tail if it never answers."""
     workdir.mkdir(parents=True, exist_ok=True)
     log_file = workdir / "moto.log"
     for _attempt in range(_PORT_ATTEMPTS):
         port = free_port(HOST)
-        proc = _launch(port, log_file, detach)
+        proc = _launch(port, log_file, detach, strict_sts)
         if _wait_ready(proc, port, log_file):
             return MotoServer(
                 host=HOST,
@@ -84,9 +86,10 @@ def start_moto_server(workdir: Path, *, detach: bool = False) -> MotoServer:
     raise MotoStartError(f"moto: no free port after {_PORT_ATTEMPTS} tries:\n{_log_tail(log_file)}")
 
 
-def _launch(port: int, log_file: Path, detach: bool) -> subprocess.Popen[bytes]:
+def _launch(port: int, log_file: Path, detach: bool, strict_sts: bool) -> subprocess.Popen[bytes]:
+    module = "sandbox.moto_strict" if strict_sts else "moto.server"
     with log_file.open("ab") as log:
-        return spawn([sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)], log=log, detach=detach)
+        return spawn([sys.executable, "-m", module, "-H", HOST, "-p", str(port)], log=log, detach=detach)
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], port: int, log_file: Path) -> bool:
