@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from botocore.config import Config
@@ -51,6 +52,7 @@ from sandbox.ecr_estate import (
     image_manifest,
     pull_policy,
 )
+from sandbox.moto_server import MOTO_CREDENTIALS, MotoServer, OnMotoServer, start_moto_server
 
 MANAGEMENT_ACCOUNT_ID = ACCOUNT_ID  # moto's default account
 SEED_THREADS = 8
@@ -248,3 +250,61 @@ def _repository_policy(index: int, account_id: str) -> dict[str, Any] | None:
     if index % 4 == 1:
         return pull_policy("*")
     return None
+
+
+ORG_TARGET_NAME = "aws-org"
+ORG_REGIONS = ("us-east-1", "eu-west-1")
+
+
+@dataclass
+class OrgEstateService(OnMotoServer):
+    """A strict-STS moto server seeded with an organization, as one sandbox
+    service (`name`, `targets`, `env`, `pids`, `stop`): its target audits every
+    account of the organization through the audit role, in every seeded region."""
+
+    server: MotoServer
+    estate: OrgEstate
+    name: str = ORG_TARGET_NAME
+
+    @property
+    def targets(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": self.name,
+                "kind": "ecr",
+                "regions": list(self.estate.regions),
+                "organization": {"role_name": self.estate.role_name},
+                "endpoint_url": self.server.url,
+            }
+        ]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """moto's dummy credentials: the management account's (not secrets)."""
+        return dict(MOTO_CREDENTIALS)
+
+
+def start_org_estate(
+    workdir: Path,
+    *,
+    detach: bool = False,
+    accounts: int = 3,
+    regions: Sequence[str] = ORG_REGIONS,
+    repositories_per_scope: int = 2,
+    missing_role_accounts: int = 1,
+) -> OrgEstateService:
+    """Start strict-STS moto under `workdir/aws-org`, seed the organization and
+    return the running service; the server is stopped again if seeding fails."""
+    server = start_moto_server(workdir / "aws-org", detach=detach, strict_sts=True)
+    try:
+        estate = seed_organization(
+            server.url,
+            accounts=accounts,
+            regions=regions,
+            repositories_per_scope=repositories_per_scope,
+            missing_role_accounts=missing_role_accounts,
+        )
+    except BaseException:
+        server.stop()
+        raise
+    return OrgEstateService(server=server, estate=estate)

@@ -45,8 +45,7 @@ from typing import Any
 
 import boto3
 
-from sandbox.moto_server import MOTO_CREDENTIALS, MotoServer, start_moto_server
-from sandbox.process import StopsOnExit
+from sandbox.moto_server import MOTO_CREDENTIALS, MotoServer, OnMotoServer, start_moto_server
 from sandbox.signing import KeyPair, generate_key_pair, signature_for
 
 REGION = "us-east-1"
@@ -364,7 +363,7 @@ def create_trail(s3: Any, cloudtrail: Any, *, bucket: str, region: str, name: st
 
 
 @dataclass
-class EcrEstate(StopsOnExit):
+class EcrEstate(OnMotoServer):
     """The seeded moto server as one sandbox service (the Service protocol:
     `name`, `targets`, `env`, `pids`, `stop`)."""
 
@@ -399,16 +398,6 @@ class EcrEstate(StopsOnExit):
     def env(self) -> dict[str, str]:
         """moto's dummy credentials (not secrets) plus the default region."""
         return {**MOTO_CREDENTIALS, "AWS_DEFAULT_REGION": self.region}
-
-    @property
-    def pids(self) -> list[int]:
-        return self.server.pids
-
-    def alive(self) -> bool:
-        return self.server.alive()
-
-    def stop(self) -> None:
-        self.server.stop()
 
 
 def signing_keys(workdir: Path, private_key: Path | None = None) -> KeyPair:

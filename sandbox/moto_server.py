@@ -123,3 +123,21 @@ def _log_tail(log_file: Path, lines: int = 15) -> str:
         return "\n".join(log_file.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+class OnMotoServer(StopsOnExit):
+    """A sandbox service that is one moto server (with what was seeded into it):
+    its processes, liveness and stop are the server's. Subclasses are dataclasses
+    with a `server` field."""
+
+    server: MotoServer
+
+    @property
+    def pids(self) -> list[int]:
+        return self.server.pids
+
+    def alive(self) -> bool:
+        return self.server.alive()
+
+    def stop(self) -> None:
+        self.server.stop()
