@@ -36,6 +36,7 @@ bench: deps
 	$(BIN)/python bench/dockerhub_scale.py
 	$(BIN)/python bench/ghcr_scale.py
 	$(BIN)/python bench/history_scale.py
+	$(BIN)/python bench/estate_scale.py
 
 # docs/rules.md is generated from the rule metadata; tests/unit/test_rules_doc.py fails when it is stale.
 docs: $(STAMP)

@@ -246,3 +246,17 @@ def verify_chain_intact(db: Any) -> bool:
     from audits.store import verify_chain
 
     return verify_chain(db).intact
+
+
+def test_more_shards_than_scopes_still_complete_the_run(
+    tmp_path: Path, history_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _two_target_config(tmp_path)
+    for index in range(3):
+        out = tmp_path / f"out{index}"
+        assert main(["audit", "-c", str(config), "--output", str(out), "--format", "json",
+                     "--history", history_url, "--shard", f"{index}/3", "--run-id", "nightly-10"]) in (0, 1)
+    assert json.loads((tmp_path / "out0" / "report.json").read_text())["targets"] == []  # an empty part
+    merged = json.loads((tmp_path / "out2" / "merged" / "report.json").read_text())
+    assert sorted(t["name"] for t in merged["targets"]) == ["alpha", "beta"]
+    assert all(t["complete"] for t in merged["targets"])
