@@ -19,6 +19,7 @@ under its own name, so single-account configs keep their history.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -28,9 +29,12 @@ from botocore.config import Config
 from audits.collectors.ecr_calls import attempt
 from audits.scopes import ScopeError
 from audits.targets import EcrScope, EcrTarget
+from audits.untrusted import terminal_text
 
 MAX_ORGANIZATION_PAGES = 1_000  # 20 accounts a page: 20,000 accounts, above Organizations' own quota
 ORGANIZATIONS_REGION = {"aws": "us-east-1", "aws-us-gov": "us-gov-west-1", "aws-cn": "cn-northwest-1"}
+
+_ACCOUNT_ID = re.compile(r"\d{12}")
 
 Progress = Callable[[str, int, int | None], None]
 
@@ -110,12 +114,20 @@ def _list_active_accounts(client: Any, progress: Progress | None) -> list[str]:
     paginator = client.get_paginator("list_accounts")
     accounts: list[str] = []
     for page_number, page in enumerate(paginator.paginate(), 1):
-        accounts.extend(a["Id"] for a in page.get("Accounts", []) if _active(a))
+        accounts.extend(_account_id(a) for a in page.get("Accounts", []) if _active(a))
         if progress is not None:
             progress("organization accounts", len(accounts), None)
         if page_number >= MAX_ORGANIZATION_PAGES:
             raise ScopeError(f"the organization lists more than {MAX_ORGANIZATION_PAGES} pages of accounts")
     return sorted(set(accounts))
+
+
+def _account_id(account: dict[str, object]) -> str:
+    """The account's id, which becomes part of a role ARN and a scope name: 12 digits or nothing."""
+    account_id = str(account.get("Id", ""))
+    if not _ACCOUNT_ID.fullmatch(account_id):
+        raise ScopeError(f"ListAccounts answered an account id that is not 12 digits: {terminal_text(account_id)}")
+    return account_id
 
 
 def _active(account: dict[str, object]) -> bool:

@@ -197,7 +197,8 @@ class HistoryDB:
     # ------------------------------------------------------------------ reading
 
     def runs(self, *, target: str | None = None, since: str | None = None, last: int | None = None) -> list[StoredRun]:
-        """Stored runs, oldest first; `target` keeps runs that audited it,
+        """Stored runs, oldest first; `target` keeps runs that audited it (or
+        one of its scopes, `org-ecr/123456789012/us-east-1` for `org-ecr`),
         `since` (ISO date or time) runs started at or after it, `last` the
         newest N."""
         query = select(runs).order_by(runs.c.seq.desc() if last else runs.c.seq)
@@ -210,7 +211,7 @@ class HistoryDB:
         if last:
             found.reverse()
         if target is not None:
-            found = [r for r in found if any(t.get("name") == target for t in r.targets)]
+            found = [r for r in found if any(_names(str(t.get("name")), target) for t in r.targets)]
         return found
 
     def run(self, run_id: str) -> StoredRun:
@@ -365,3 +366,8 @@ def finding_rows(stored: Sequence[StoredFinding]) -> list[dict[str, Any]]:
 
 
 __all__ = ["HistoryDB", "HistoryError", "StoredFinding", "StoredRun", "SQLAlchemyError"]
+
+
+def _names(stored: str, target: str) -> bool:
+    """`stored` is `target` or one of its scopes."""
+    return stored == target or stored.startswith(target + "/")

@@ -38,6 +38,15 @@ def test_runs_are_stored_with_their_findings_in_order(history_url: str) -> None:
     db.close()
 
 
+def test_a_target_s_runs_include_those_of_its_scopes(history_url: str) -> None:
+    db = open_history(history_url)
+    scoped = db.record(result([], targets=("org-ecr/123456789012/us-east-1",)), {})
+    db.record(result([], targets=("org-ecr-2",)), {})
+    assert [r.run_id for r in db.runs(target="org-ecr")] == [scoped.run_id]
+    assert [r.run_id for r in db.runs(target="org-ecr/123456789012/us-east-1")] == [scoped.run_id]
+    db.close()
+
+
 def test_an_intact_chain_verifies(history_url: str) -> None:
     db = open_history(history_url)
     ids = _three_runs(db)

@@ -165,3 +165,12 @@ def test_an_accounts_other_regions_point_to_where_iam_is_judged() -> None:
     assert fact.state is FactState.MANAGED
     assert "judged in scope org-ecr/111111111111/us-east-1" in (fact.detail or "")
     assert CREDENTIALS == "credentials"
+
+
+def test_an_account_id_that_is_not_twelve_digits_is_refused_not_put_into_an_arn() -> None:
+    client, stub = _organizations()
+    forged = _account("111111111111") | {"Id": "111111111111:role/x\x1b[2J"}
+    stub.add_response("list_accounts", {"Accounts": [forged]}, {})
+    target = _target(region="us-east-1", organization={"role_name": "RegguardAudit"})
+    with stub, pytest.raises(ScopeError, match=r"not 12 digits: 111111111111:role/x\\x1b\[2J$"):
+        organization_accounts(target, 5.0, client=client)
