@@ -4,6 +4,10 @@
       - {rule: RG-TAG-002, target: edge, resource: "legacy/*", reason: "...",
          approved_by: "jane@example.com", expires: 2027-03-31}
 
+`target` names a configured target — which covers all of its scopes
+(`org-ecr` covers `org-ecr/123456789012/us-east-1`) — or one scope, or a glob
+over scopes (`org-ecr/*/eu-west-1`).
+
 A waived failure is reported as `waived` with its reason, approver and expiry —
 never as `pass` — and still counts in the evidence. Only failures are waived:
 an `error` was never judged, so there is nothing to accept.
@@ -28,6 +32,7 @@ from datetime import date
 from pydantic import Field, field_validator
 
 from audits.model import Finding, Status, WaiverNote
+from audits.scopes import names_scope_of
 from audits.targets import Strict
 
 
@@ -58,9 +63,13 @@ class Waiver(Strict):
     def covers(self, finding: Finding) -> bool:
         return (
             finding.rule == self.rule
-            and (self.target is None or finding.target == self.target)
+            and (self.target is None or names_scope_of(finding.target, self.target) or self._scope_glob(finding))
             and (self.resource is None or fnmatch.fnmatchcase(finding.resource, self.resource))
         )
+
+    def _scope_glob(self, finding: Finding) -> bool:
+        """`target: org-ecr/*/eu-west-1` waives one region of every account."""
+        return self.target is not None and "/" in self.target and fnmatch.fnmatchcase(finding.target, self.target)
 
     def note(self) -> WaiverNote:
         return WaiverNote(self.reason, self.approved_by, self.expires.isoformat())

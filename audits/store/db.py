@@ -31,6 +31,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from audits.history import HistoryError
 from audits.model import AuditResult, Finding, TrendPoint, utcnow
+from audits.scopes import names_scope_of
 from audits.store.chain import GENESIS, evidence_digest, run_content_hash
 from audits.store.schema import findings, imports, runs
 
@@ -211,7 +212,7 @@ class HistoryDB:
         if last:
             found.reverse()
         if target is not None:
-            found = [r for r in found if any(_names(str(t.get("name")), target) for t in r.targets)]
+            found = [r for r in found if any(names_scope_of(str(t.get("name")), target) for t in r.targets)]
         return found
 
     def run(self, run_id: str) -> StoredRun:
@@ -366,8 +367,3 @@ def finding_rows(stored: Sequence[StoredFinding]) -> list[dict[str, Any]]:
 
 
 __all__ = ["HistoryDB", "HistoryError", "StoredFinding", "StoredRun", "SQLAlchemyError"]
-
-
-def _names(stored: str, target: str) -> bool:
-    """`stored` is `target` or one of its scopes."""
-    return stored == target or stored.startswith(target + "/")

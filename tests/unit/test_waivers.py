@@ -125,3 +125,18 @@ def test_a_well_formed_waiver_loads(tmp_path: Path) -> None:
     config = load_config(_config(tmp_path, {"rule": "RG-AUTH-001", "resource": "legacy/*", "reason": "r",
                                             "approved_by": "a", "expires": "2027-01-01"}))
     assert config.waivers[0].expires == date(2027, 1, 1)
+
+
+def test_a_waiver_for_a_target_covers_its_scopes_and_a_glob_picks_some() -> None:
+    [auth] = [f for f in fx.findings() if f.rule == "RG-AUTH-001" and f.status is Status.FAIL][:1]
+    scoped = [dataclasses.replace(auth, target=f"org-ecr/{account}/{region}")
+              for account in ("111111111111", "222222222222") for region in ("us-east-1", "eu-west-1")]
+    elsewhere = dataclasses.replace(auth, target="org-ecr-2/111111111111/us-east-1")
+
+    def waived(target: str) -> list[str]:
+        after = apply_waivers([*scoped, elsewhere], [_waiver(target=target, resource=None)], TODAY)
+        return [f.target for f in after if f.status is Status.WAIVED]
+
+    assert waived("org-ecr") == [f.target for f in scoped]  # not org-ecr-2
+    assert waived("org-ecr/*/eu-west-1") == ["org-ecr/111111111111/eu-west-1", "org-ecr/222222222222/eu-west-1"]
+    assert waived("org-ecr/222222222222/us-east-1") == ["org-ecr/222222222222/us-east-1"]
