@@ -54,6 +54,7 @@ error after one short reachability check instead of ten adaptive retries per cal
 from __future__ import annotations
 
 import fnmatch
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -84,7 +85,7 @@ from audits.collectors.ecr_facts import (
     trail_destination,
 )
 from audits.collectors.ecr_iam import credentials_fact
-from audits.collectors.ecr_sessions import ROLE_SESSIONS, AssumeRoleFailed
+from audits.collectors.ecr_sessions import ROLE_SESSIONS, AssumeRoleFailed, ScopeAccess
 from audits.collectors.ecr_signatures import LayerDownloader, SignatureReader
 from audits.model import (
     ADMIN_ACCOUNT,
@@ -174,7 +175,7 @@ def collect(target: EcrTarget, options: CollectOptions) -> TargetFacts:
     started = utcnow()
     counter = RequestCounter()
     try:
-        clients = make_clients(target, options, ROLE_SESSIONS.session(target, options.timeout, counter))
+        clients = make_clients(target, options, ROLE_SESSIONS.access(target, options.timeout, counter))
     except AssumeRoleFailed as exc:
         return _all_errors(target, str(exc), "sts:AssumeRole", started, counter)
     except (BotoCoreError, ValueError) as exc:
@@ -187,11 +188,12 @@ def collect(target: EcrTarget, options: CollectOptions) -> TargetFacts:
         return _all_errors(target, detail, "ecr", started, counter)
 
 
-def make_clients(target: EcrTarget, options: CollectOptions, session: boto3.Session | None = None) -> AwsClients:
-    """boto3 clients for the target's region on `session` (default: its profile),
-    pointed at `endpoint_url` when set (moto / LocalStack). Created per
-    collection, never at import."""
-    session = session or boto3.Session(profile_name=target.profile, region_name=target.scope_region())
+def make_clients(target: EcrTarget, options: CollectOptions, access: ScopeAccess | None = None) -> AwsClients:
+    """boto3 clients for the target's region made by `access` (default: a
+    session of its profile), pointed at `endpoint_url` when set (moto /
+    LocalStack). Created per collection, never at import."""
+    if access is None:
+        access = ScopeAccess(boto3.Session(profile_name=target.profile), threading.Lock(), target.scope_region())
     config = Config(
         retries={"mode": "adaptive", "max_attempts": 10},
         max_pool_connections=max(options.concurrency, 1),
@@ -205,10 +207,10 @@ def make_clients(target: EcrTarget, options: CollectOptions, session: boto3.Sess
     )
     endpoint = target.endpoint_url
     return AwsClients(
-        ecr=session.client("ecr", config=config, endpoint_url=endpoint),
-        iam=session.client("iam", config=config, endpoint_url=endpoint),
-        cloudtrail=session.client("cloudtrail", config=config, endpoint_url=endpoint),
-        probe=session.client("ecr", config=probe_config, endpoint_url=endpoint),
+        ecr=access.client("ecr", config=config, endpoint_url=endpoint),
+        iam=access.client("iam", config=config, endpoint_url=endpoint),
+        cloudtrail=access.client("cloudtrail", config=config, endpoint_url=endpoint),
+        probe=access.client("ecr", config=probe_config, endpoint_url=endpoint),
     )
 
 

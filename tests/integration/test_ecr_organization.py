@@ -50,9 +50,9 @@ def _assumed_roles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     real = ecr_sessions._assume
 
-    def spy(target: Any, role_arn: str, *args: Any) -> Any:
+    def spy(access: Any, target: Any, role_arn: str, *args: Any) -> Any:
         calls.append(role_arn)
-        return real(target, role_arn, *args)
+        return real(access, target, role_arn, *args)
 
     monkeypatch.setattr(ecr_sessions, "_assume", spy)
     ecr_sessions.ROLE_SESSIONS.clear()
