@@ -96,7 +96,7 @@ _TABLE: dict[str, Kind] = {
             registry=True,
             provisioner="components.ecr",
             declarer="policy.declared_ecr",
-            sandbox="sandbox.ecr_estate:start_ecr_estate",
+            sandbox="sandbox.aws_org_estate:start_aws_estates",
             scopes="audits.collectors.ecr_scopes:expand",
         ),
         Kind(

@@ -28,6 +28,7 @@ The work runs in a bounded thread pool (moto serves each request on its own thre
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,12 +48,15 @@ from sandbox.ecr_estate import (
     ACCOUNT_ID,
     LIFECYCLE_POLICY,
     PUSH_POLICY,
+    EcrEstate,
     aws_session,
     create_trail,
     image_manifest,
     pull_policy,
+    start_ecr_estate,
 )
 from sandbox.moto_server import MOTO_CREDENTIALS, MotoServer, OnMotoServer, start_moto_server
+from sandbox.process import StopsOnExit, stop_each
 
 MANAGEMENT_ACCOUNT_ID = ACCOUNT_ID  # moto's default account
 SEED_THREADS = 8
@@ -103,13 +107,19 @@ def seed_organization(
     missing_role_accounts: int = 1,
     role_name: str = DEFAULT_ROLE_NAME,
     external_id: str | None = None,
+    random_seed: int | None = 12,
 ) -> OrgEstate:
-    """Create the estate described in the module docstring and return what was made."""
+    """Create the estate described in the module docstring and return what was made.
+    `random_seed` seeds moto's generator first (its documented `/moto-api/seed`),
+    so the same call makes the same account ids — and the same scope names, which
+    a second demo compares with the first; None leaves them random."""
     if not regions:
         raise ValueError("regions: give at least one region")
     if not 0 <= missing_role_accounts <= accounts:
         raise ValueError(f"missing_role_accounts: expected 0..{accounts}")
     clients = _Clients(endpoint_url, regions[0], threads=SEED_THREADS)
+    if random_seed is not None:
+        _seed_moto(endpoint_url, random_seed)
     organization_id, members = _create_organization(clients.organizations(), accounts)
     without_role = tuple(members[len(members) - missing_role_accounts :])
     all_accounts = (MANAGEMENT_ACCOUNT_ID, *members)
@@ -177,6 +187,13 @@ class _Clients:
             client.meta.events.register("before-sign.*.*", _in_account(account_id))
             self._made[key] = client
         return self._made[key]
+
+
+def _seed_moto(endpoint_url: str, seed: int) -> None:
+    """POST /moto-api/seed?a=N: moto's ids (accounts, organization) repeat from here on."""
+    request = urllib.request.Request(f"{endpoint_url}/moto-api/seed?a={seed}", data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - the loopback moto server
+        answer.read()
 
 
 def _in_account(account_id: str) -> Callable[..., None]:
@@ -308,3 +325,46 @@ def start_org_estate(
         server.stop()
         raise
     return OrgEstateService(server=server, estate=estate)
+
+
+@dataclass
+class AwsEstates(StopsOnExit):
+    """The demo's AWS side: the single-account ECR estate and the organization
+    estate, each on its own moto server (the organization's management account
+    is moto's default account, which the ECR estate already fills), as one
+    sandbox service for the kind table."""
+
+    parts: list[EcrEstate | OrgEstateService]
+    name: str = "aws"
+
+    @property
+    def targets(self) -> list[dict[str, Any]]:
+        return [t for part in self.parts for t in part.targets]
+
+    @property
+    def env(self) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for part in self.parts:
+            merged.update(part.env)
+        return merged
+
+    @property
+    def pids(self) -> list[int]:
+        return [pid for part in self.parts for pid in part.pids]
+
+    def alive(self) -> bool:
+        return all(part.alive() for part in self.parts)
+
+    def stop(self) -> None:
+        """Stop every part (last started first), each even if another fails."""
+        stop_each(self.parts)
+
+
+def start_aws_estates(workdir: Path, *, detach: bool = False) -> AwsEstates:
+    """Start the ECR estate and the organization estate; if the second fails, stop the first."""
+    ecr = start_ecr_estate(workdir, detach=detach)
+    try:
+        return AwsEstates([ecr, start_org_estate(workdir, detach=detach)])
+    except BaseException:
+        ecr.stop()
+        raise

@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from sandbox.images import build_image, build_index, push_with_skopeo, write_layout
 from sandbox.oci import Manifest
-from sandbox.process import StopsOnExit, free_port, spawned_processes
+from sandbox.process import StopsOnExit, free_port, spawned_processes, stop_each
 from sandbox.pusher import OciPusher
 from sandbox.registry import RegistrySpec, RunningRegistry, start_registry
 from sandbox.signing import generate_key_pair, signature_for
@@ -114,14 +114,7 @@ class Estate(StopsOnExit):
 
     def stop(self) -> None:
         """Stop every service (last started first); all are tried even if one fails."""
-        errors: list[BaseException] = []
-        for service in reversed(self.services):
-            try:
-                service.stop()
-            except Exception as exc:  # noqa: BLE001 - keep stopping the others
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        stop_each(self.services)
 
 
 def _password() -> str:

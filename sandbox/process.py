@@ -107,6 +107,19 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+def stop_each(services: Sequence[Any]) -> None:
+    """Stop every service, last started first, each even if another fails;
+    then raise the first failure."""
+    errors: list[BaseException] = []
+    for service in reversed(services):
+        try:
+            service.stop()
+        except Exception as exc:  # noqa: BLE001 - keep stopping the others
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
 class StopsOnExit:
     """`with thing:` stops the thing on the way out, whatever happened inside."""
 

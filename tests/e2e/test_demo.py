@@ -45,6 +45,7 @@ SERVER_MARKERS = (
     "docker-registry",
     "moto.server",
     "moto_server",
+    "sandbox.moto_strict",
     "sandbox.harbor_emulator",
     "sandbox.github_emulator",
     "sandbox.dockerhub_emulator",

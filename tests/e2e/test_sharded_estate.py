@@ -16,13 +16,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from audits.cli import _extra_services
-from sandbox.aws_org_estate import start_org_estate
 from sandbox.estate import start_estate
 from tests.history.postgres_server import fresh_database, running_postgres
 
@@ -36,10 +34,7 @@ def estate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dic
     """The estate's config file and the environment its secrets are named in."""
     workdir = tmp_path_factory.mktemp("sharded-estate")
 
-    def org(work: Path, detach: bool) -> Any:
-        return start_org_estate(work, detach=detach, accounts=3, repositories_per_scope=2)
-
-    running = start_estate(workdir / "work", extra_services=[*_extra_services(), org])
+    running = start_estate(workdir / "work", extra_services=_extra_services())  # the organization included
     try:
         config = running.audit_config("prod")
         config.pop("history_dir", None)
