@@ -10,8 +10,10 @@ region), each an ordinary target to the engine, the shards and the reports:
 * the organization costs one ListAccounts call per 20 accounts, made once per
   audit process (every shard lists it again, so the partition stays the same as
   long as the organization does);
-* IAM is account-wide, so only the account's first region (in the target's
-  order) judges its IAM users and keys (`iam_scope`); its other regions say where.
+* IAM is account-wide, so only one region of each account judges its IAM users
+  and keys (`iam_scope`) — the partition's home region (us-east-1 for aws),
+  always enabled, when the target has it, else its first region; the account's
+  other regions say where.
 
 A target that needs no expansion (one region, no roles) is returned as it is,
 under its own name, so single-account configs keep their history.
@@ -32,6 +34,7 @@ from audits.targets import EcrScope, EcrTarget
 from audits.untrusted import terminal_text
 
 MAX_ORGANIZATION_PAGES = 1_000  # 20 accounts a page: 20,000 accounts, above Organizations' own quota
+# Each partition's home region: Organizations' endpoint, and where IAM is judged.
 ORGANIZATIONS_REGION = {"aws": "us-east-1", "aws-us-gov": "us-gov-west-1", "aws-cn": "cn-northwest-1"}
 
 _ACCOUNT_ID = re.compile(r"\d{12}")
@@ -50,7 +53,7 @@ def expand(target: EcrTarget, timeout: float = 10.0, progress: Progress | None =
     if accounts is not None:
         pairs = list(accounts)
     for account, role_arn in pairs:
-        home = _scope_name(target, account, regions[0])
+        home = _scope_name(target, account, iam_region(target, regions))
         for region in regions:
             name = _scope_name(target, account, region)
             scopes.append(_scope(target, name, region, account, role_arn, None if name == home else home))
@@ -65,6 +68,13 @@ def target_regions(target: EcrTarget) -> list[str]:
     if target.regions == "all":
         return sorted(boto3.session.Session().get_available_regions("ecr", partition_name=target.partition))
     return list(dict.fromkeys(target.regions or ()))
+
+
+def iam_region(target: EcrTarget, regions: list[str]) -> str:
+    """Where an account's IAM is judged: a region that cannot be disabled if the
+    target has it (with `regions: all` the first one in order is an opt-in region)."""
+    home = ORGANIZATIONS_REGION[target.partition]
+    return home if home in regions else regions[0]
 
 
 def role_account(role_arn: str) -> str:

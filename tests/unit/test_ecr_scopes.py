@@ -62,6 +62,17 @@ def test_regions_without_roles_are_scopes_named_by_region() -> None:
     assert [s.iam_scope for s in scopes] == [None, "org-ecr/us-east-1"]  # IAM judged once per account
 
 
+def test_iam_is_judged_in_the_partitions_home_region_when_the_target_has_it() -> None:
+    scopes = expand(_target(regions="all", role_arns=[ROLE_A]))
+    assert scopes[0].region == "af-south-1"  # an opt-in region, often disabled
+    homes = {s.iam_scope for s in scopes if isinstance(s, EcrScope)}
+    assert homes == {None, "org-ecr/111111111111/us-east-1"}
+    assert [s.name for s in scopes if isinstance(s, EcrScope) and s.iam_scope is None] == [
+        "org-ecr/111111111111/us-east-1"]
+    only_europe = expand(_target(regions=["eu-west-1", "eu-central-1"], role_arns=[ROLE_A]))
+    assert [s.iam_scope for s in only_europe] == [None, "org-ecr/111111111111/eu-west-1"]
+
+
 def test_role_arns_make_one_scope_per_account_and_region() -> None:
     scopes = expand(_target(regions=["us-east-1", "eu-west-1"], role_arns=[ROLE_B, ROLE_A], external_id="ext-1"))
     assert [s.name for s in scopes] == [
