@@ -43,7 +43,7 @@ from audits.rules.registry import (
     catalog,
 )
 from audits.scheduler import STUCK_FACT, StopRequest, collect_all
-from audits.scopes import PlannedScope, plan, shard_part
+from audits.scopes import PlannedScope, plan, plan_digest, shard_part
 from audits.waivers import apply_waivers
 
 COLLECTOR_CRASH = STUCK_FACT  # pseudo fact name recorded when a collector raised or never finished
@@ -56,6 +56,7 @@ class AuditRun:
     result: AuditResult
     facts: Mapping[str, TargetFacts]
     interrupted: str | None = None  # why the audit was stopped early (a signal), if it was
+    plan_sha256: str | None = None  # of every scope listed, before a shard took its part
 
 
 def run_audit(
@@ -87,6 +88,7 @@ def run_audit(
         progress=progress,
     )
     planned = plan(config.targets, timeout=base.timeout, progress=progress)
+    digest = plan_digest(planned)
     if shard is not None:
         planned = shard_part(planned, *shard)
     collected = _collect_planned(planned, base, max_repositories, target_concurrency, deadline, stop)
@@ -111,7 +113,7 @@ def run_audit(
         findings=tuple(sorted(findings, key=finding_sort_key)),
     )
     facts_by_target = {scope.name: facts for scope, (facts, _) in zip(planned, collected, strict=True)}
-    return AuditRun(result, facts_by_target, interrupted=stop.reason)
+    return AuditRun(result, facts_by_target, interrupted=stop.reason, plan_sha256=digest)
 
 
 def _collect_planned(

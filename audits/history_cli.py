@@ -80,6 +80,8 @@ def store_run(db: HistoryDB, run: AuditRun, shard: Shard | None = None) -> Audit
 
     from audits.history import pull_counts
 
+    if shard is not None:
+        shard = dataclasses.replace(shard, plan_sha256=run.plan_sha256)
     if shard is not None and _already_stored(db, shard):
         print(f"regguard: shard {shard.index}/{shard.count} of run {shard.group_id} is already stored "
               "(a retried job?); this audit of it is reported but not stored again", file=sys.stderr)
@@ -105,6 +107,12 @@ def missing_shards(parts: Sequence[StoredRun]) -> tuple[int, list[str]]:
     return expected, [f"{i}/{expected}" for i in range(expected) if f"{i}/{expected}" not in present]
 
 
+def plans_differ(parts: Sequence[StoredRun]) -> bool:
+    """The shards partitioned different scope lists (the estate or the config
+    changed between them), so their parts need not add up to one audit."""
+    return len({p.plan_sha256 for p in parts}) > 1
+
+
 def render_if_complete(db: HistoryDB, shard: Shard, formats: Sequence[str], output: Path) -> bool:
     """After a shard is stored: when every part of its run is in, render the
     merged run into `output` (whichever shard finishes last does it; two that
@@ -119,6 +127,9 @@ def render_if_complete(db: HistoryDB, shard: Shard, formats: Sequence[str], outp
               f"{', '.join(missing)} (the last shard renders the merged run; or `regguard report --run "
               f"{shard.group_id}`)", file=sys.stderr)
         return False
+    if plans_differ(parts):
+        print(f"regguard: run {shard.group_id}: the shards listed different scopes (the estate or the config "
+              "changed between them); the merged run is marked incomplete", file=sys.stderr)
     result = _joined_shards(db, shard.group_id, parts)
     for path in write_reports(result, catalog(), formats, output):
         print(f"wrote {path} (merged run {shard.group_id})")
@@ -221,10 +232,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     _check_output(args.output)
     db = open_for_args(args)
     missing: list[str] = []
+    differ = False
     try:
         parts = db.shards(args.run)
         if parts:
             _, missing = missing_shards(parts)
+            differ = plans_differ(parts)
             result = _joined_shards(db, args.run, parts)
         else:
             result = _stored_run_result(db, db.run(args.run))
@@ -234,8 +247,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     if missing:
         print(f"regguard: run {args.run} is incomplete: shard(s) {', '.join(missing)} not stored", file=sys.stderr)
-        return 3
-    return 0
+    if differ:
+        print(f"regguard: run {args.run} is incomplete: its shards listed different scopes", file=sys.stderr)
+    return 3 if missing or differ else 0
 
 
 def _stored_run_result(db: HistoryDB, stored: StoredRun) -> AuditResult:
@@ -256,6 +270,11 @@ def _joined_shards(db: HistoryDB, group_id: str, parts: Sequence[StoredRun]) -> 
         gap = TargetSummary(f"(shards {', '.join(missing)})", "shard", False, (f"shard(s) {', '.join(missing)} "
                             f"of run {group_id} not stored",))
         targets = (*targets, gap)
+    if plans_differ(parts):
+        differ = TargetSummary("(shard plans)", "shard", False, (
+            f"the shards of run {group_id} listed different scopes (the estate or the config changed between "
+            "them): scopes may be missing or audited twice; run the shards again under a new run id",))
+        targets = (*targets, differ)
     joined = dataclasses.replace(
         results[0], run_id=group_id, started_at=min(r.started_at for r in results),
         finished_at=max(r.finished_at for r in results), targets=targets,

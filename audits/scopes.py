@@ -14,6 +14,7 @@ regions mostly stay together (one AssumeRole each, not one per shard).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,14 @@ def plan(targets: Sequence[Any], *, timeout: float = 10.0, progress: Progress | 
         except Exception as exc:  # noqa: BLE001 - one target's listing must not stop the audit of the others
             planned.append(PlannedScope(target, f"listing the scopes failed: {type(exc).__name__}: {exc}"))
     return planned
+
+
+def plan_digest(planned: Sequence[PlannedScope]) -> str:
+    """SHA-256 of every scope's name, in name order: what a shard's part was cut
+    from. Shards of one run that disagree on it saw different estates or configs,
+    so their parts need not add up (the merge says so)."""
+    names = "\n".join(sorted(p.name for p in planned))
+    return hashlib.sha256(names.encode("utf-8")).hexdigest()
 
 
 def shard_part(planned: Sequence[PlannedScope], index: int, count: int) -> list[PlannedScope]:

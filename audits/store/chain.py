@@ -38,7 +38,8 @@ RUN_FIELDS = (
 FINDING_FIELDS = ("rule", "target", "resource", "status", "severity", "message", "evidence_sha256", "waiver")
 
 
-SHARD_FIELDS = ("group_id", "shard")  # revision 0002; hashed only when set, so 0001 runs keep their hashes
+# Revisions 0002 and 0003; hashed only when set, so earlier runs keep their hashes.
+SHARD_FIELDS = ("group_id", "shard", "plan_sha256")
 
 
 def run_content_hash(run: Mapping[str, Any], findings: Sequence[Mapping[str, Any]]) -> str:

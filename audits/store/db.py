@@ -49,6 +49,7 @@ class Shard:
     group_id: str
     index: int
     count: int
+    plan_sha256: str | None = None  # of every scope the part was cut from (`audits.scopes.plan_digest`)
 
     @property
     def run_id(self) -> str:
@@ -70,6 +71,7 @@ class StoredRun:
     content_sha256: str
     group_id: str | None = None
     shard: str | None = None
+    plan_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,7 @@ class HistoryDB:
             "run_id": shard.run_id if shard else (run_id or new_run_id(result)),
             "group_id": shard.group_id if shard else None,
             "shard": f"{shard.index}/{shard.count}" if shard else None,
+            "plan_sha256": shard.plan_sha256 if shard else None,
             "source": "shard" if shard else source,
             "tool_version": result.version,
             "started_at": result.started_at.isoformat(),
@@ -345,6 +348,7 @@ def _stored_run(row: Mapping[str, Any]) -> StoredRun:
         content_sha256=row["content_sha256"],
         group_id=row.get("group_id"),
         shard=row.get("shard"),
+        plan_sha256=row.get("plan_sha256"),
     )
 
 

@@ -33,6 +33,8 @@ runs = Table(
     # renders the parts together.
     Column("group_id", String(64), nullable=True, index=True),
     Column("shard", String(16), nullable=True),  # "i/n"
+    # Revision 0003: SHA-256 of every scope the shard's partition was cut from.
+    Column("plan_sha256", String(64), nullable=True),
 )
 
 findings = Table(

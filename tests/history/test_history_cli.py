@@ -260,3 +260,27 @@ def test_more_shards_than_scopes_still_complete_the_run(
     merged = json.loads((tmp_path / "out2" / "merged" / "report.json").read_text())
     assert sorted(t["name"] for t in merged["targets"]) == ["alpha", "beta"]
     assert all(t["complete"] for t in merged["targets"])
+
+
+def test_shards_that_listed_different_scopes_make_the_run_incomplete(
+    tmp_path: Path, history_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Between two shards a target was added: their blocks no longer add up."""
+    config = _two_target_config(tmp_path)
+    grown = yaml.safe_load(config.read_text())
+    gamma = tmp_path / "gamma.json"
+    gamma.write_text(json.dumps({"auths": {}}))
+    grown["targets"].append({"name": "gamma", "kind": "docker-config", "path": str(gamma)})
+    (tmp_path / "grown.yaml").write_text(yaml.safe_dump(grown))
+    for index, path in ((0, config), (1, tmp_path / "grown.yaml")):
+        main(["audit", "-c", str(path), "--output", str(tmp_path / f"o{index}"), "--format", "json",
+              "--history", history_url, "--shard", f"{index}/2", "--run-id", "nightly-11"])
+    assert "the shards listed different scopes" in capsys.readouterr().err
+    assert main(["report", "--run", "nightly-11", "--format", "json", "--output", str(tmp_path / "r"),
+                 "--history", history_url]) == 3
+    assert "its shards listed different scopes" in capsys.readouterr().err
+    targets = json.loads((tmp_path / "r" / "report.json").read_text())["targets"]
+    assert any(t["name"] == "(shard plans)" and not t["complete"] for t in targets)
+    db = open_history(history_url)
+    assert len({p.plan_sha256 for p in db.shards("nightly-11")}) == 2 and verify_chain_intact(db)
+    db.close()

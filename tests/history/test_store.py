@@ -96,7 +96,7 @@ def test_reordered_runs_are_named(history_url: str) -> None:
 def test_the_schema_is_created_on_first_use_and_refused_when_newer(history_url: str) -> None:
     db = open_history(history_url)
     with db.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
     _tamper(db, "UPDATE alembic_version SET version_num = '9999'")
     db.close()
     with pytest.raises(HistoryError, match="schema revision 9999 is newer than this regguard knows"):
