@@ -82,16 +82,21 @@ def store_run(db: HistoryDB, run: AuditRun, shard: Shard | None = None) -> Audit
 
     if shard is not None:
         shard = dataclasses.replace(shard, plan_sha256=run.plan_sha256)
-    if shard is not None and _already_stored(db, shard):
-        print(f"regguard: shard {shard.index}/{shard.count} of run {shard.group_id} is already stored "
-              "(a retried job?); this audit of it is reported but not stored again", file=sys.stderr)
-        return run
     try:
+        if shard is not None and _already_stored(db, shard):
+            print(f"regguard: shard {shard.index}/{shard.count} of run {shard.group_id} is already stored "
+                  "(a retried job?); this audit of it is reported but not stored again", file=sys.stderr)
+            return run
         stored = db.record(run.result, pull_counts(run.facts), shard=shard)
-        result = with_history(db, run.result, stored)
     except SQLAlchemyError as exc:
         print(f"regguard: warning: the run was not stored in the history ({type(exc).__name__})", file=sys.stderr)
         return run
+    try:
+        result = with_history(db, run.result, stored)
+    except Exception as exc:  # noqa: BLE001 - the run is stored; its reports must still be written
+        print(f"regguard: warning: run {stored.run_id} is stored, but comparing it with the history failed "
+              f"({type(exc).__name__}: {exc}); the reports carry no comparison", file=sys.stderr)
+        return dataclasses.replace(run, result=dataclasses.replace(run.result, run_id=stored.run_id))
     return dataclasses.replace(run, result=result)
 
 

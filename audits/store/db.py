@@ -256,7 +256,9 @@ class HistoryDB:
         return merged
 
     def trend(self, last: int = 30) -> list[TrendPoint]:
-        """Passed and failed findings per target in the newest `last` runs."""
+        """Passed and failed findings per target in the newest `last` runs —
+        exactly those: another writer (a parallel shard) may append a run
+        between reading the runs and counting their findings."""
         chosen = self.runs(last=last)
         if not chosen:
             return []
@@ -264,7 +266,7 @@ class HistoryDB:
         query = (
             select(runs.c.seq, findings.c.target, findings.c.status, func.count())
             .join(findings, findings.c.run == runs.c.id)
-            .where(runs.c.seq >= min(seqs))
+            .where(runs.c.seq.in_(sorted(seqs)))
             .group_by(runs.c.seq, findings.c.target, findings.c.status)
         )
         counts: dict[tuple[int, str], dict[str, int]] = {}

@@ -284,3 +284,20 @@ def test_shards_that_listed_different_scopes_make_the_run_incomplete(
     db = open_history(history_url)
     assert len({p.plan_sha256 for p in db.shards("nightly-11")}) == 2 and verify_chain_intact(db)
     db.close()
+
+
+def test_a_failing_comparison_with_the_history_still_writes_the_reports(
+    tmp_path: Path, history_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audits import history_cli
+
+    def broken(*_: Any) -> Any:
+        raise KeyError(3)
+
+    monkeypatch.setattr(history_cli, "with_history", broken)
+    config = _two_target_config(tmp_path)
+    assert main(["audit", "-c", str(config), "--output", str(tmp_path / "o"), "--format", "json",
+                 "--history", history_url]) == 1
+    assert "is stored, but comparing it with the history failed (KeyError: 3)" in capsys.readouterr().err
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["run_id"] and {f["target"] for f in report["findings"]} == {"alpha", "beta"}

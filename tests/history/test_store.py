@@ -38,6 +38,21 @@ def test_runs_are_stored_with_their_findings_in_order(history_url: str) -> None:
     db.close()
 
 
+def test_the_trend_counts_only_the_runs_it_read_while_another_writer_appends(
+    history_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parallel shard committed between reading the newest runs and counting
+    their findings (seen as a KeyError that lost a shard's reports)."""
+    db = open_history(history_url)
+    _three_runs(db)
+    read_before = db.runs(last=30)
+    db.record(result([finding("RG-TAG-002", "edge", "app/9", "fail")], day=5), {})  # the other writer
+    monkeypatch.setattr(db, "runs", lambda **_: read_before)
+    points = db.trend(30)
+    assert {p.run_id for p in points} == {r.run_id for r in read_before}
+    db.close()
+
+
 def test_a_target_s_runs_include_those_of_its_scopes(history_url: str) -> None:
     db = open_history(history_url)
     scoped = db.record(result([], targets=("org-ecr/123456789012/us-east-1",)), {})
