@@ -118,7 +118,7 @@ def plans_differ(parts: Sequence[StoredRun]) -> bool:
     return len({p.plan_sha256 for p in parts}) > 1
 
 
-def render_if_complete(db: HistoryDB, shard: Shard, formats: Sequence[str], output: Path) -> bool:
+def render_if_complete(db: HistoryDB, shard: Shard, formats: Sequence[str], output: Path) -> None:
     """After a shard is stored: when every part of its run is in, render the
     merged run into `output` (whichever shard finishes last does it; two that
     finish together both write the same reports). Otherwise say what is missing."""
@@ -131,14 +131,13 @@ def render_if_complete(db: HistoryDB, shard: Shard, formats: Sequence[str], outp
         print(f"regguard: run {shard.group_id}: {expected - len(missing)} of {expected} shards stored; waiting for "
               f"{', '.join(missing)} (the last shard renders the merged run; or `regguard report --run "
               f"{shard.group_id}`)", file=sys.stderr)
-        return False
+        return
     if plans_differ(parts):
         print(f"regguard: run {shard.group_id}: the shards listed different scopes (the estate or the config "
               "changed between them); the merged run is marked incomplete", file=sys.stderr)
     result = _joined_shards(db, shard.group_id, parts)
     for path in write_reports(result, catalog(), formats, output):
         print(f"wrote {path} (merged run {shard.group_id})")
-    return True
 
 
 def with_history(db: HistoryDB, result: AuditResult, stored: StoredRun) -> AuditResult:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -460,6 +461,20 @@ PULL_COUNTS = "pull_counts"
 SOURCE_RESTRICTION = "source_restriction"
 DOCKER_CONFIG = "docker_config"
 IMAGE_REFERENCES = "image_references"
+
+
+SCOPE_SEPARATOR = "/"
+"""Joins a target's name and a scope's parts: `org-ecr/123456789012/us-east-1`
+(target names cannot contain it, so a scope never collides with a target)."""
+
+
+def names_scope_of(name: str, target: str) -> bool:
+    """What a waiver or a history filter naming `target` covers: that target,
+    each of its scopes (`org-ecr` covers `org-ecr/123456789012/us-east-1`), or
+    the scopes a glob picks (`org-ecr/*/eu-west-1`)."""
+    if name == target or name.startswith(target + SCOPE_SEPARATOR):
+        return True
+    return SCOPE_SEPARATOR in target and fnmatch.fnmatchcase(name, target)
 
 
 @dataclass(frozen=True)

@@ -78,13 +78,6 @@ def shard_part(planned: Sequence[PlannedScope], index: int, count: int) -> list[
     return ordered[start:end]
 
 
-def names_scope_of(name: str, target: str) -> bool:
-    """`name` is the configured target `target` or one of its scopes
-    (`org-ecr/123456789012/us-east-1` of `org-ecr`): what a waiver or a
-    history filter naming `target` covers."""
-    return name == target or name.startswith(target + "/")
-
-
 def _prefixed(progress: Progress | None, name: str) -> Progress | None:
     if progress is None:
         return None

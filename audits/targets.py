@@ -186,11 +186,6 @@ class EcrTarget(TargetConfig):
             raise ValueError(f"target {self.name} spans regions: audit its scopes (audits.scopes.plan)")
         return self.region
 
-    @property
-    def assumes_roles(self) -> bool:
-        """The target spans accounts reached by AssumeRole."""
-        return bool(self.role_arns) or self.organization is not None
-
 
 class EcrScope(EcrTarget):
     """One (account, region) of an `EcrTarget`, as the engine audits it: made by
@@ -198,10 +193,8 @@ class EcrScope(EcrTarget):
     `<target>/<account>/<region>` (or `<target>/<region>` without roles)."""
 
     name: str = Field(min_length=1)  # the configured name with the scope appended, so `/` is allowed
-    account_id: str | None = None  # None: the caller's own account (no role assumed)
-    assume_role_arn: str | None = None
+    assume_role_arn: str | None = None  # None: the caller's own account
     iam_scope: str | None = None  # the scope that judges the account-wide IAM facts; None: this one
-    parent: str = ""  # the configured target's name
 
 
 class DockerConfigTarget(TargetConfig):

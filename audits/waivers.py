@@ -31,8 +31,7 @@ from datetime import date
 
 from pydantic import Field, field_validator
 
-from audits.model import Finding, Status, WaiverNote
-from audits.scopes import names_scope_of
+from audits.model import Finding, Status, WaiverNote, names_scope_of
 from audits.targets import Strict
 
 
@@ -63,13 +62,9 @@ class Waiver(Strict):
     def covers(self, finding: Finding) -> bool:
         return (
             finding.rule == self.rule
-            and (self.target is None or names_scope_of(finding.target, self.target) or self._scope_glob(finding))
+            and (self.target is None or names_scope_of(finding.target, self.target))
             and (self.resource is None or fnmatch.fnmatchcase(finding.resource, self.resource))
         )
-
-    def _scope_glob(self, finding: Finding) -> bool:
-        """`target: org-ecr/*/eu-west-1` waives one region of every account."""
-        return self.target is not None and "/" in self.target and fnmatch.fnmatchcase(finding.target, self.target)
 
     def note(self) -> WaiverNote:
         return WaiverNote(self.reason, self.approved_by, self.expires.isoformat())

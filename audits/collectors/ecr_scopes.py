@@ -29,13 +29,15 @@ import boto3
 from botocore.config import Config
 
 from audits.collectors.ecr_calls import attempt
+from audits.model import SCOPE_SEPARATOR
 from audits.scopes import ScopeError
 from audits.targets import EcrScope, EcrTarget
 from audits.untrusted import terminal_text
 
 MAX_ORGANIZATION_PAGES = 1_000  # 20 accounts a page: 20,000 accounts, above Organizations' own quota
-# Each partition's home region: Organizations' endpoint, and where IAM is judged.
-ORGANIZATIONS_REGION = {"aws": "us-east-1", "aws-us-gov": "us-gov-west-1", "aws-cn": "cn-northwest-1"}
+# Each partition's home region, which an account cannot disable: where Organizations
+# and STS are called and where IAM is judged.
+PARTITION_HOME_REGION = {"aws": "us-east-1", "aws-us-gov": "us-gov-west-1", "aws-cn": "cn-northwest-1"}
 
 _ACCOUNT_ID = re.compile(r"\d{12}")
 
@@ -56,7 +58,7 @@ def expand(target: EcrTarget, timeout: float = 10.0, progress: Progress | None =
         home = _scope_name(target, account, iam_region(target, regions))
         for region in regions:
             name = _scope_name(target, account, region)
-            scopes.append(_scope(target, name, region, account, role_arn, None if name == home else home))
+            scopes.append(_scope(target, name, region, role_arn, None if name == home else home))
     return scopes
 
 
@@ -73,7 +75,7 @@ def target_regions(target: EcrTarget) -> list[str]:
 def iam_region(target: EcrTarget, regions: list[str]) -> str:
     """Where an account's IAM is judged: a region that cannot be disabled if the
     target has it (with `regions: all` the first one in order is an opt-in region)."""
-    home = ORGANIZATIONS_REGION[target.partition]
+    home = PARTITION_HOME_REGION[target.partition]
     return home if home in regions else regions[0]
 
 
@@ -114,7 +116,7 @@ def organizations_client(target: EcrTarget, timeout: float) -> Any:
     session = boto3.Session(profile_name=target.profile)
     return session.client(
         "organizations",
-        region_name=ORGANIZATIONS_REGION[target.partition],
+        region_name=PARTITION_HOME_REGION[target.partition],
         endpoint_url=target.endpoint_url,
         config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=timeout, read_timeout=timeout),
     )
@@ -148,21 +150,17 @@ def _active(account: dict[str, object]) -> bool:
 
 
 def _scope_name(target: EcrTarget, account: str | None, region: str) -> str:
-    return "/".join(part for part in (target.name, account, region) if part)
+    return SCOPE_SEPARATOR.join(part for part in (target.name, account, region) if part)
 
 
-def _scope(
-    target: EcrTarget, name: str, region: str, account: str | None, role_arn: str | None, iam_scope: str | None
-) -> EcrScope:
+def _scope(target: EcrTarget, name: str, region: str, role_arn: str | None, iam_scope: str | None) -> EcrScope:
     fields = target.model_dump(exclude={"region", "regions", "role_arns", "organization"})
     return EcrScope.model_validate(
         {
             **fields,
             "name": name,
             "region": region,
-            "account_id": account,
             "assume_role_arn": role_arn,
             "iam_scope": iam_scope,
-            "parent": target.name,
         }
     )

@@ -33,9 +33,9 @@ from botocore.exceptions import BotoCoreError
 
 from audits.collectors.base import RequestCounter
 from audits.collectors.ecr_calls import attempt, count_requests
+from audits.collectors.ecr_scopes import PARTITION_HOME_REGION
 from audits.targets import EcrScope, EcrTarget
 
-STS_REGION = {"aws": "us-east-1", "aws-us-gov": "us-gov-west-1", "aws-cn": "cn-north-1"}
 SESSION_SECONDS = 3600  # what every role allows (MaxSessionDuration is at least one hour)
 RENEW_MARGIN_S = 300.0
 
@@ -109,7 +109,7 @@ class RoleSessions:
         with key_lock:
             assumed = self._assumed.get(key)
             if assumed is None or assumed.expires_at - time.monotonic() < target.deadline + RENEW_MARGIN_S:
-                sts = ScopeAccess(session, lock, STS_REGION[target.partition])
+                sts = ScopeAccess(session, lock, PARTITION_HOME_REGION[target.partition])
                 assumed = _assume(sts, target, role_arn, external_id, timeout, counter)
                 self._assumed[key] = assumed
         if assumed.credentials is None:

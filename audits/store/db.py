@@ -30,8 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from audits.history import HistoryError
-from audits.model import AuditResult, Finding, TrendPoint, utcnow
-from audits.scopes import names_scope_of
+from audits.model import AuditResult, Finding, TrendPoint, names_scope_of, utcnow
 from audits.store.chain import GENESIS, evidence_digest, run_content_hash
 from audits.store.schema import findings, imports, runs
 

@@ -83,8 +83,7 @@ def test_role_arns_make_one_scope_per_account_and_region() -> None:
     ]
     first = scopes[2]
     assert isinstance(first, EcrScope)
-    assert (first.account_id, first.assume_role_arn, first.region, first.parent) == (
-        "222222222222", ROLE_B, "us-east-1", "org-ecr")
+    assert (first.name, first.assume_role_arn, first.region) == ("org-ecr/222222222222/us-east-1", ROLE_B, "us-east-1")
     assert first.external_id == "ext-1" and first.session_name == "regguard-audit"
 
 
