@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -98,13 +98,6 @@ class HistoryStore:
         except UnsafeLocation as exc:
             self.warn(f"history not written: {exc}")
             return None
-
-    def summaries(self) -> list[dict[str, Any]]:
-        """Earlier audits, oldest first: when, environment, status counts."""
-        return [
-            {"started_at": r.started_at, "environment": r.environment, "summary": r.summary}
-            for r in self._records()
-        ]
 
     def records(self) -> Iterator[_Record]:
         """The readable records, oldest first (the database import reads them once)."""

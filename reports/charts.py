@@ -17,7 +17,7 @@ from audits.model import STATUS_ORDER, TrendPoint
 
 BAR_WIDTH = 420.0  # px of the longest bar; others scale to their share
 TREND_WIDTH, TREND_HEIGHT = 420.0, 90.0
-STANDINGS = ("fail", "error", "manual", "waived", "pass", "not_applicable")
+STANDINGS = tuple(s.value for s in STATUS_ORDER)  # worst first, as every report orders statuses
 
 
 @dataclass(frozen=True)
@@ -101,4 +101,4 @@ def trend_lines(points: Sequence[TrendPoint]) -> list[TrendLine]:
     return lines
 
 
-__all__ = ["STATUS_ORDER", "Bar", "Segment", "TrendLine", "framework_bars", "stacked_bars", "trend_lines"]
+__all__ = ["Bar", "Segment", "TrendLine", "framework_bars", "stacked_bars", "trend_lines"]

@@ -24,7 +24,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from audits.model import AuditResult, Finding
+from audits.model import STATUS_ORDER, AuditResult, Finding
 from audits.rules.registry import Rule
 from audits.untrusted import document_value
 from reports.base import SEVERITY_ORDER, pretty_json
@@ -67,11 +67,10 @@ def content_security_policy(css: str, js: str) -> str:
 def filter_options(findings: Sequence[Finding]) -> list[tuple[str, str, list[str]]]:
     """(data key, label, values present) for each filter select."""
     present = {f.status.value for f in findings}
-    order = ("fail", "error", "manual", "waived", "pass", "not_applicable")
     severities = {f.severity.value for f in findings}
     controls = sorted({c for f in findings for c in (*f.controls.soc2, *f.controls.nist_800_53)})
     return [
-        ("status", "status", [s for s in order if s in present]),
+        ("status", "status", [s.value for s in STATUS_ORDER if s.value in present]),
         ("severity", "severity", [s.value for s in SEVERITY_ORDER if s.value in severities]),
         ("target", "target", sorted({f.target for f in findings})),
         ("rule", "rule", sorted({f.rule for f in findings})),

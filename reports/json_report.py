@@ -14,7 +14,7 @@ from typing import Any
 
 from audits.model import AuditResult, TargetSummary, count_statuses
 from audits.rules.registry import Rule
-from reports.base import isoformat, prepare_findings, redact, redact_text
+from reports.base import isoformat, prepare_findings, redact_diff, redact_text
 
 
 def target_as_dict(target: TargetSummary) -> dict[str, Any]:
@@ -39,10 +39,7 @@ def report_dict(result: AuditResult) -> dict[str, Any]:
         "finished_at": isoformat(result.finished_at),
         "environment": result.environment,
         "targets": [target_as_dict(t) for t in result.targets],
-        "summary": {
-            key: count_statuses(findings)[key]
-            for key in ("pass", "fail", "error", "not_applicable", "manual", "waived")
-        },
+        "summary": _summary(count_statuses(findings)),
         "findings": [f.as_dict() for f in findings],
         "run_id": result.run_id,
         "since_last_run": since_last_dict(result),
@@ -50,12 +47,15 @@ def report_dict(result: AuditResult) -> dict[str, Any]:
     }
 
 
+def _summary(counts: dict[str, int]) -> dict[str, int]:
+    """The status counts in the order this format has always listed them."""
+    return {key: counts[key] for key in ("pass", "fail", "error", "not_applicable", "manual", "waived")}
+
+
 def since_last_dict(result: AuditResult) -> dict[str, Any] | None:
-    """The comparison with the previous stored run, redacted like findings."""
-    if result.since_last is None:
-        return None
-    data: dict[str, Any] = redact(result.since_last.as_dict())
-    return data
+    """The comparison with the previous stored run, redacted as every report redacts it."""
+    diff = redact_diff(result.since_last)
+    return None if diff is None else diff.as_dict()
 
 
 class JsonReporter:

@@ -12,10 +12,9 @@ lock; a schema newer than this regguard knows is refused, never downgraded.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError
 
 from audits.history import HistoryError
 from audits.model import AuditResult, Finding, TrendPoint, names_scope_of, utcnow
@@ -366,9 +365,4 @@ def _stored_finding(row: Mapping[str, Any]) -> StoredFinding:
     )
 
 
-def finding_rows(stored: Sequence[StoredFinding]) -> list[dict[str, Any]]:
-    """Stored findings back in the shape their hash was computed over."""
-    return [{**dataclasses.asdict(f), "waiver": _json(f.waiver) if f.waiver is not None else None} for f in stored]
-
-
-__all__ = ["HistoryDB", "HistoryError", "StoredFinding", "StoredRun", "SQLAlchemyError"]
+__all__ = ["HistoryDB", "HistoryError", "StoredFinding", "StoredRun"]
