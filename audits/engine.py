@@ -39,6 +39,7 @@ from audits.rules.registry import (
     FactView,
     Rule,
     RuleContext,
+    RuleMeta,
     Thresholds,
     catalog,
 )
@@ -287,22 +288,35 @@ def _fact_verdict(
 
 
 def _finding(rule: Rule, facts: TargetFacts, verdict: Verdict) -> Finding:
-    from audits.controls import controls_for
-
     meta = rule.meta
     return Finding(
         rule=meta.id,
-        title=meta.title,
         status=verdict.status,
         severity=verdict.severity or meta.severity,
         target=facts.target,
         kind=facts.kind,
         resource=verdict.resource,
         message=verdict.message,
-        controls=controls_for(meta),
         evidence=dict(verdict.evidence),
-        remediation=meta.remediation_for(facts.kind) if verdict.status is Status.FAIL else None,
+        **catalog_fields(meta, facts.kind, verdict.status),
     )
+
+
+def catalog_fields(meta: RuleMeta | None, kind: str, status: Status) -> dict[str, Any]:
+    """What a finding takes from the rule catalog: its title, controls and — for a
+    failure, waived or not — the kind's fix. For a live finding and for one read
+    back from the history alike (`meta` None: a rule the catalog no longer has)."""
+    from audits.controls import controls_for
+    from audits.model import Controls
+
+    if meta is None:
+        return {"title": "", "controls": Controls((), ()), "remediation": None}
+    failed = status in (Status.FAIL, Status.WAIVED)
+    return {
+        "title": meta.title,
+        "controls": controls_for(meta),
+        "remediation": meta.remediation_for(kind) if failed else None,
+    }
 
 
 def _summarize(facts: TargetFacts, findings: Sequence[Finding], record: CollectionRecord) -> TargetSummary:

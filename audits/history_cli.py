@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from audits.config import AuditConfig
     from audits.engine import AuditRun
     from audits.model import AuditResult, Finding, RunDiff
+    from audits.rules.registry import Rule
     from audits.store import HistoryDB, StoredFinding, StoredRun
     from audits.store.db import Shard
 
@@ -295,10 +296,12 @@ def _joined_shards(db: HistoryDB, group_id: str, parts: Sequence[StoredRun]) -> 
 def stored_result(stored: StoredRun, rows: Sequence[StoredFinding]) -> AuditResult:
     """A stored run as an AuditResult the reporters can render."""
     from audits.model import AuditResult, TargetSummary, finding_sort_key
+    from audits.rules.registry import catalog
     from audits.vocabulary import DEFAULT_FRAMEWORKS
 
     kinds = {str(t.get("name")): str(t.get("kind")) for t in stored.targets}
-    findings = sorted((_stored_finding(row, kinds.get(row.target, "")) for row in rows), key=finding_sort_key)
+    rules = catalog()
+    findings = sorted((_stored_finding(row, kinds.get(row.target, ""), rules) for row in rows), key=finding_sort_key)
     targets = tuple(
         TargetSummary(str(t.get("name")), str(t.get("kind")), bool(t.get("complete"))) for t in stored.targets
     )
@@ -315,26 +318,24 @@ def stored_result(stored: StoredRun, rows: Sequence[StoredFinding]) -> AuditResu
     )
 
 
-def _stored_finding(row: StoredFinding, kind: str) -> Finding:
-    """Titles, controls and remediation come from the current catalog; the
-    evidence is its stored digest."""
-    from audits.controls import controls_for
-    from audits.model import Controls, Finding, Severity, Status, WaiverNote
-    from audits.rules.registry import catalog
+def _stored_finding(row: StoredFinding, kind: str, rules: Mapping[str, Rule]) -> Finding:
+    """Titles, controls and remediation come from the current catalog, as the
+    engine attaches them; the evidence is its stored digest."""
+    from audits.engine import catalog_fields
+    from audits.model import Finding, Severity, Status, WaiverNote
 
-    rule = catalog().get(row.rule)
+    rule = rules.get(row.rule)
     status = Status(row.status)
+    fields = catalog_fields(rule.meta if rule else None, kind, status)
     return Finding(
         rule=row.rule,
-        title=rule.meta.title if rule else row.rule,
         status=status,
         severity=Severity(row.severity),
         target=row.target,
         kind=kind,
         resource=row.resource,
         message=row.message,
-        controls=controls_for(rule.meta) if rule else Controls((), ()),
         evidence={"evidence_sha256": row.evidence_sha256},
-        remediation=rule.meta.remediation_for(kind) if rule and status is Status.FAIL else None,
         waiver=WaiverNote(**row.waiver) if row.waiver else None,
+        **{**fields, "title": fields["title"] or row.rule},
     )

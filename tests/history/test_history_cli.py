@@ -301,3 +301,22 @@ def test_a_failing_comparison_with_the_history_still_writes_the_reports(
     assert "is stored, but comparing it with the history failed (KeyError: 3)" in capsys.readouterr().err
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["run_id"] and {f["target"] for f in report["findings"]} == {"alpha", "beta"}
+
+
+def test_a_stored_waived_failure_keeps_its_fix_like_the_live_report(tmp_path: Path, history_url: str) -> None:
+    config = _two_target_config(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    data["waivers"] = [{"rule": "RG-CRED-003", "target": "alpha", "reason": "moving to a helper (RISK-7)",
+                        "approved_by": "ciso@example.com", "expires": "2099-01-01"}]
+    config.write_text(yaml.safe_dump(data))
+    main(["audit", "-c", str(config), "--output", str(tmp_path / "live"), "--format", "json", "--history", history_url])
+    live = json.loads((tmp_path / "live" / "report.json").read_text())
+    assert main(["report", "--run", live["run_id"], "--format", "json", "--output", str(tmp_path / "again"),
+                 "--history", history_url]) == 0
+    again = json.loads((tmp_path / "again" / "report.json").read_text())
+
+    def waived(report: dict[str, Any]) -> list[Any]:
+        return [(f["rule"], f["target"], f["remediation"]) for f in report["findings"] if f["status"] == "waived"]
+
+    assert waived(live) and waived(again) == waived(live)
+    assert all(remediation for _, _, remediation in waived(again))
