@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from audits.config import AuditConfig
     from audits.engine import AuditRun
-    from audits.model import AuditResult, Finding, RunDiff
+    from audits.model import AuditResult, Finding
     from audits.rules.registry import Rule
     from audits.store import HistoryDB, StoredFinding, StoredRun
     from audits.store.db import Shard
@@ -143,24 +143,53 @@ def render_if_complete(db: HistoryDB, shard: Shard, formats: Sequence[str], outp
 
 def with_history(db: HistoryDB, result: AuditResult, stored: StoredRun) -> AuditResult:
     """The result annotated with its run id, "since the last run" and the trend."""
+    from audits.diff import compare_runs
+
     earlier = [r for r in db.runs(last=TREND_RUNS + 1) if r.seq <= stored.seq]
-    # A shard is part of a run: comparing it alone with a whole earlier run would
-    # call the other shards' findings fixed. `report --run ID` compares the whole.
-    previous = next((r for r in reversed(earlier) if r.seq < stored.seq and r.source == "audit"), None)
-    if stored.source == "shard":
-        previous = None
     shown = {r.run_id for r in earlier[-TREND_RUNS:]}
     trend = tuple(p for p in db.trend(TREND_RUNS + 1) if p.run_id in shown)
-    since_last = _diff(db, previous, stored) if previous else None
+    # A shard is part of a run: comparing it alone with a whole earlier run would
+    # call the other shards' findings fixed. The merged run is compared instead.
+    previous = None if stored.source == "shard" else previous_whole_run(db, stored.seq)
+    since_last = None
+    if previous is not None:
+        since_last = compare_runs(previous[0], previous[2], stored.run_id, db.findings(stored))
     return dataclasses.replace(
         result, run_id=stored.run_id, run_sha256=stored.content_sha256, since_last=since_last, trend=trend
     )
 
 
-def _diff(db: HistoryDB, base: StoredRun, head: StoredRun) -> RunDiff:
-    from audits.diff import compare_runs
+WholeRun = tuple[str, int, list["StoredFinding"]]
+"""(run id, chain position, findings) of an audit or of a sharded run's parts together."""
 
-    return compare_runs(base.run_id, db.findings(base), head.run_id, db.findings(head))
+
+def previous_whole_run(db: HistoryDB, before_seq: int, skip_group: str | None = None) -> WholeRun | None:
+    """The newest whole run stored before `before_seq`: an
+    audit, or every part of a sharded run when all its parts are in and agree
+    (a nightly sharded CronJob is compared with the night before). JSON imports
+    and incomplete sharded runs are passed over."""
+    looked_at: set[str] = {skip_group} if skip_group else set()
+    for run in reversed(db.runs()):
+        if run.seq >= before_seq:
+            continue
+        if run.source == "audit":
+            return run.run_id, run.seq, db.findings(run)
+        if run.source != "shard" or not run.group_id or run.group_id in looked_at:
+            continue
+        looked_at.add(run.group_id)
+        parts = db.shards(run.group_id)
+        if not missing_shards(parts)[1] and not plans_differ(parts):
+            return run.group_id, parts[0].seq, [f for part in parts for f in db.findings(part)]
+    return None
+
+
+def run_findings(db: HistoryDB, run_id: str) -> WholeRun:
+    """A stored run, or a sharded run's parts together, by id."""
+    parts = db.shards(run_id)
+    if parts:
+        return run_id, min(p.seq for p in parts), [f for part in parts for f in db.findings(part)]
+    run = db.run(run_id)
+    return run.run_id, run.seq, db.findings(run)
 
 
 # --------------------------------------------------------------------------
@@ -208,22 +237,36 @@ def _parse_since(text: str) -> str:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from audits.cli import UsageError
-    from audits.diff import diff_text
+    from audits.diff import compare_runs, diff_text
 
     db = open_for_args(args)
     try:
-        audits = [r for r in db.runs() if r.source == "audit"]
-        chosen = [db.run(a) for a in (args.run_a, args.run_b) if a]
-        if len(chosen) < 2:
-            defaults = [r for r in audits if r.run_id not in {c.run_id for c in chosen}]
-            chosen = (chosen + defaults[-1:]) if chosen else defaults[-2:]
+        chosen = [run_findings(db, a) for a in (args.run_a, args.run_b) if a]
+        newest = _newest_whole_run(db, excluding=chosen[0][0] if chosen else None)
+        if len(chosen) == 1 and newest:  # one run given: compared with the newest
+            chosen.append(newest)
+        elif not chosen and newest:  # none given: the newest with the one before it
+            older = _newest_whole_run(db, before=newest[1], excluding=newest[0])
+            chosen = [older, newest] if older else []
         if len(chosen) < 2:
             raise UsageError("diff: the history holds fewer than two audit runs to compare")
-        diff = _diff(db, chosen[0], chosen[1])
+        (base_id, _, base), (head_id, _, head) = chosen
+        diff = compare_runs(base_id, base, head_id, head)
     finally:
         db.close()
     print(json.dumps(diff.as_dict(), indent=2, ensure_ascii=False) if args.fmt == "json" else diff_text(diff))
     return 0
+
+
+def _newest_whole_run(db: HistoryDB, before: int | None = None, excluding: str | None = None) -> WholeRun | None:
+    """The newest whole run (before chain position `before`), other than `excluding`."""
+    if before is None:
+        newest = db.runs(last=1)
+        before = newest[0].seq + 1 if newest else 0
+    found = previous_whole_run(db, before, skip_group=excluding)
+    if found is not None and found[0] == excluding:
+        found = previous_whole_run(db, found[1], skip_group=excluding)
+    return found
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -285,11 +328,10 @@ def _joined_shards(db: HistoryDB, group_id: str, parts: Sequence[StoredRun]) -> 
         finished_at=max(r.finished_at for r in results), targets=targets,
         findings=tuple(sorted((f for r in results for f in r.findings), key=finding_sort_key)),
     )
-    first = min(p.seq for p in parts)
-    previous = next((r for r in reversed(db.runs()) if r.seq < first and r.source == "audit"), None)
+    previous = previous_whole_run(db, min(p.seq for p in parts), skip_group=group_id)
     if previous is None:
         return joined
-    since = compare_runs(previous.run_id, db.findings(previous), group_id, joined.findings)
+    since = compare_runs(previous[0], previous[2], group_id, joined.findings)
     return dataclasses.replace(joined, since_last=since)
 
 

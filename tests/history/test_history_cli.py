@@ -320,3 +320,31 @@ def test_a_stored_waived_failure_keeps_its_fix_like_the_live_report(tmp_path: Pa
 
     assert waived(live) and waived(again) == waived(live)
     assert all(remediation for _, _, remediation in waived(again))
+
+
+def _sharded_night(config: Path, tmp_path: Path, url: str, run_id: str) -> dict[str, Any]:
+    """Both shards of one run, one after the other; the merged report of the last."""
+    for index in (0, 1):
+        main(["audit", "-c", str(config), "--output", str(tmp_path / f"{run_id}-{index}"), "--format", "json",
+              "--history", url, "--shard", f"{index}/2", "--run-id", run_id])
+    merged: dict[str, Any] = json.loads((tmp_path / f"{run_id}-1" / "merged" / "report.json").read_text())
+    return merged
+
+
+def test_a_sharded_night_is_compared_with_the_sharded_night_before_and_diff_reads_it(
+    tmp_path: Path, history_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nightly sharded CronJobs only: each merged run still says what changed."""
+    config = _two_target_config(tmp_path)
+    _sharded_night(config, tmp_path, history_url, "night-1")
+    second = _sharded_night(config, tmp_path, history_url, "night-2")
+    assert second["since_last_run"] is not None and second["since_last_run"]["base"] == "night-1"
+    assert len(second["since_last_run"]["persisting"]) == 2  # alpha and beta fail RG-CRED-003 both nights
+    capsys.readouterr()
+    assert main(["diff", "night-1", "night-2", "--format", "json", "--history", history_url]) == 0
+    diff = json.loads(capsys.readouterr().out)
+    assert (diff["base"], diff["head"]) == ("night-1", "night-2") and len(diff["persisting"]) == 2
+    # a whole audit the next day is compared with the merged night before it
+    main(["audit", "-c", str(config), "--output", str(tmp_path / "day"), "--format", "json", "--history", history_url])
+    day = json.loads((tmp_path / "day" / "report.json").read_text())
+    assert day["since_last_run"]["base"] == "night-2"
