@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -325,6 +326,10 @@ def audit_and_report(
             _write_outputs(run, formats, output, evidence, config)
             if shard is not None and merged is not None:
                 render_if_complete(db, shard, formats, merged)
+        if stop.reason is not None and run.interrupted is None:
+            # The signal came after the collection (while storing or writing):
+            # the reports are whole, but the exit status still says it came.
+            run = dataclasses.replace(run, interrupted=stop.reason)
     finally:
         db.close()
     return run

@@ -226,7 +226,7 @@ def test_interrupted_demo_stops_everything(tmp_path: Path, sig: str) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode != 0
+    assert proc.returncode != 0, proc.stderr.read()[-3000:] if proc.stderr else ""
     time.sleep(0.5)
     assert processes_mentioning(str(work)) == []
     assert servers_running() - before == set()

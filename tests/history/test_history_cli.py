@@ -348,3 +348,30 @@ def test_a_sharded_night_is_compared_with_the_sharded_night_before_and_diff_read
     main(["audit", "-c", str(config), "--output", str(tmp_path / "day"), "--format", "json", "--history", history_url])
     day = json.loads((tmp_path / "day" / "report.json").read_text())
     assert day["since_last_run"]["base"] == "night-2"
+
+
+def test_a_sigterm_while_the_reports_are_written_still_ends_in_exit_3(
+    tmp_path: Path, history_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collection was over when the signal came: the reports are whole, but a
+    runner that sent SIGTERM must not see a clean exit 0 or 1."""
+    import os
+    import signal
+
+    from audits import cli
+
+    write = cli._write_outputs
+
+    def signalled_while_writing(*args: Any, **kwargs: Any) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        write(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "_write_outputs", signalled_while_writing)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        code = main(["audit", "-c", str(_two_target_config(tmp_path)), "--output", str(tmp_path / "o"),
+                     "--format", "json", "--history", history_url])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 3
+    assert (tmp_path / "o" / "report.json").exists()
