@@ -44,7 +44,7 @@ import httpx
 
 from audits.collectors import cosign
 from audits.collectors.base import CollectOptions, RequestCounter
-from audits.collectors.dockerhub_api import HubClient, HubError, RateBudget, Sleep
+from audits.collectors.dockerhub_api import HubClient, HubError, rate_summary
 from audits.collectors.oci import (
     Challenge,
     Credentials,
@@ -59,6 +59,7 @@ from audits.collectors.oci import (
 )
 from audits.collectors.oci_probe import PROBED_FACTS, EndpointProbe, TlsProbe, probe_endpoint
 from audits.collectors.oci_signatures import cosign_signatures
+from audits.collectors.rate_limit import RateBudget, Sleep
 from audits.collectors.tls_probe import probe_tls
 from audits.model import (
     ADMIN_ACCOUNT,
@@ -121,7 +122,7 @@ def collect(
     except Exception as exc:  # the seam promises facts, never an exception
         detail = f"internal error in the dockerhub collector: {exc.__class__.__name__}"
         facts = {name: Fact.error(detail, target.hub_url) for name in ALL_FACTS}
-    summary = collection.budget.summary()
+    summary = rate_summary(collection.budget)
     if summary:
         options.published.warn(summary)
     return TargetFacts(

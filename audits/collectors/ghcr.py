@@ -189,7 +189,7 @@ class _Collection:
             repositories = self.options.record(REPOSITORIES, await self._repositories(api, oci, source))
             workflow = await self._workflow_permissions(api)
         credentials = self.options.record(CREDENTIALS, self._credentials(api, token, workflow, source))
-        if (budget := api.budget.describe()) is not None:
+        if (budget := api.describe_rate_limit()) is not None:
             self.options.published.warn(budget)
         return {REPOSITORIES: repositories, CREDENTIALS: credentials}
 
