@@ -58,6 +58,7 @@ from audits.collectors.oci import (
     valid_repository,
 )
 from audits.collectors.oci_probe import PROBED_FACTS, Endpoint, EndpointProbe, probe_endpoint
+from audits.collectors.oci_signatures import cosign_signatures, referrer_signatures
 from audits.model import (
     ADMIN_ACCOUNT,
     CONTENT_TRUST,
@@ -268,35 +269,23 @@ class _Collection:
 
     async def _referrers(self, oci: OciClient, repo: str, digest: str, index_tag: str) -> list[SignatureFacts]:
         index = await oci.get_manifest(repo, index_tag)
-        found: list[SignatureFacts] = []
         listed = index.get("manifests")
         descriptors: list[Any] = listed[:MAX_REFERRERS] if isinstance(listed, list) else []
+        found: list[SignatureFacts] = []
         for descriptor in descriptors:
-            ref = descriptor.get("digest") if isinstance(descriptor, dict) else None
-            if not isinstance(ref, str) or not valid_digest(ref):
-                continue
-            kind = descriptor.get("artifactType")
-            if kind == cosign.NOTATION_ARTIFACT_TYPE:
-                found.append(SignatureFacts("notation", "referrers", ref, None, None, "notation is not verified"))
-            elif kind == cosign.COSIGN_ARTIFACT_TYPE:
-                found += await self._cosign(oci, repo, digest, "referrers", ref)
+            if isinstance(descriptor, dict):
+                found += await referrer_signatures(oci, self.keys, repo=repo, digest=digest, descriptor=descriptor,
+                                                   docker_reference=self._docker_reference(oci, repo))
         return found
 
     async def _cosign(self, oci: OciClient, repo: str, digest: str, via: str, reference: str) -> list[SignatureFacts]:
-        layers = cosign.signature_layers(await oci.get_manifest(repo, reference))
-        return [await self._verify(oci, repo, digest, layer, via, reference) for layer in layers]
+        manifest = await oci.get_manifest(repo, reference)
+        return await cosign_signatures(oci, self.keys, repo=repo, digest=digest, manifest=manifest, via=via,
+                                       reference=reference, docker_reference=self._docker_reference(oci, repo))
 
-    async def _verify(
-        self, oci: OciClient, repo: str, digest: str, layer: dict[str, Any], via: str, reference: str
-    ) -> SignatureFacts:
-        check = cosign.Verification(None, error="no trusted key configured")
-        if self.keys.configured:
-            payload = cosign.canonical_payload(f"{Endpoint.parse(oci.base_url).netloc}/{repo}", digest)
-            layer_digest = str(layer.get("digest", ""))
-            if cosign.sha256_digest(payload) != layer_digest and valid_digest(layer_digest):
-                payload = await oci.get_blob(repo, layer_digest)
-            check = cosign.verify(payload, layer["annotations"][cosign.SIGNATURE_ANNOTATION], digest, self.keys)
-        return SignatureFacts("cosign", via, reference, check.verified, check.verified_by, check.error)
+    @staticmethod
+    def _docker_reference(oci: OciClient, repo: str) -> str:
+        return f"{Endpoint.parse(oci.base_url).netloc}/{repo}"
 
     def _wanted(self, name: str) -> bool:
         patterns = [*self.target.packages, *self.target.repositories]
