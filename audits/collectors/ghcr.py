@@ -45,7 +45,7 @@ from typing import Any
 from urllib.parse import quote
 
 from audits.collectors import cosign
-from audits.collectors.base import CollectOptions, RequestCounter
+from audits.collectors.base import CollectOptions, RequestCounter, parse_time
 from audits.collectors.ghcr_api import ApiError, GitHubApi, RateLimited
 from audits.collectors.oci import (
     Credentials,
@@ -342,14 +342,7 @@ def _version(raw: Any) -> _Version | None:
     container = (raw.get("metadata") or {}).get("container") if isinstance(raw.get("metadata"), dict) else None
     tags = container.get("tags") if isinstance(container, dict) else None
     names = tuple(t for t in tags if isinstance(t, str) and t) if isinstance(tags, list) else ()
-    return _Version(raw["name"], names, _timestamp(raw.get("created_at")))
-
-
-def _timestamp(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if isinstance(value, str) else None
-    except ValueError:
-        return None
+    return _Version(raw["name"], names, parse_time(raw.get("created_at")))
 
 
 def _linked_repository(package: dict[str, Any]) -> str | None:
