@@ -90,9 +90,9 @@ class GitHubApi:
         url = path if path.startswith("https://") or path.startswith("http://") else self.base_url + path
         source = f"GET {url}"
         for attempt in range(1, MAX_ATTEMPTS + 1):
+            self._refuse_if_blocked(source)
             await self.budget.wait_turn(self.sleep)
-            if self._blocked is not None:
-                raise RateLimited(self._blocked.detail, source, self._blocked.status)
+            self._refuse_if_blocked(source)  # another request may have been refused during the pause
             response = await self._send(url, params, source)
             self._note(response)
             if response.is_success:
@@ -108,6 +108,10 @@ class GitHubApi:
                 self.budget.skipped.append(source)
                 raise self._blocked
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _refuse_if_blocked(self, source: str) -> None:
+        if self._blocked is not None:
+            raise RateLimited(self._blocked.detail, source, self._blocked.status)
 
     async def pages(self, path: str, params: dict[str, str | int]) -> list[Any]:
         """Every entry of a paginated list, following `Link: rel="next"` on the API's origin only."""
