@@ -17,10 +17,10 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 from audits.collectors import cosign
+from audits.collectors.base import parse_time
 from audits.model import (
     ADMIN_ACCOUNT,
     CREDENTIALS,
@@ -228,16 +228,6 @@ def combined_logging(registries: Sequence[RegistryView]) -> LoggingFacts:
 # --------------------------------------------------------------------------
 # Tokens and scope maps
 # --------------------------------------------------------------------------
-
-
-def parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
 
 
 def token_credentials(registry: RegistryView) -> list[CredentialFacts]:

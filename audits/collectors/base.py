@@ -14,6 +14,7 @@ import importlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from audits import kinds
@@ -168,3 +169,16 @@ def declared_facts(kind: str) -> tuple[str, ...]:
     except kinds.UnknownKind:
         return ()
     return tuple(getattr(module, "ALL_FACTS", ()))
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 time from an API answer; None when it is no string, longer
+    than any real timestamp, unreadable, or has no timezone (a naive time cannot
+    be compared with the aware times the rules compare it with)."""
+    if not isinstance(value, str) or not value or len(value) > 40:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None

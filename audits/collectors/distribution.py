@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import ssl
-from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -57,7 +56,6 @@ from audits.collectors.oci import (
     Redactor,
     counted_pool,
     shown_name,
-    valid_digest,
     valid_repository,
     valid_tag,
 )
@@ -71,7 +69,7 @@ from audits.collectors.oci_probe import (
     TlsProbe,
     probe_endpoint,
 )
-from audits.collectors.oci_signatures import cosign_signatures
+from audits.collectors.oci_signatures import cosign_signatures, referrer_signatures
 from audits.collectors.tls_probe import probe_tls
 from audits.model import (
     CONTENT_TRUST,
@@ -318,7 +316,10 @@ class _Collection:
         found: list[SignatureFacts] = []
         referrers = await self._referrers(client, repo, digest)
         for descriptor in referrers or ():
-            found.extend(await self._referrer_signatures(client, repo, digest, descriptor))
+            found.extend(await referrer_signatures(
+                client, self.keys, repo=repo, digest=digest, descriptor=descriptor,
+                docker_reference=f"{self.endpoint.netloc}/{repo}",
+            ))  # fmt: skip
         sig_tag = digest.replace(":", "-", 1) + ".sig"
         if digest.startswith("sha256:") and sig_tag in signature_tags:
             manifest = await client.get_manifest(repo, sig_tag)
@@ -337,20 +338,6 @@ class _Collection:
         if not self._referrers_supported:
             return None
         return await client.referrers(repo, digest)
-
-    async def _referrer_signatures(
-        self, client: OciClient, repo: str, digest: str, descriptor: Mapping[str, Any]
-    ) -> list[SignatureFacts]:
-        artifact_type = descriptor.get("artifactType")
-        ref = descriptor.get("digest")
-        if not isinstance(ref, str) or not valid_digest(ref):
-            return []
-        if artifact_type == cosign.NOTATION_ARTIFACT_TYPE:
-            return [SignatureFacts("notation", "referrers", ref, None, None, "notation signatures are not verified")]
-        if artifact_type != cosign.COSIGN_ARTIFACT_TYPE:
-            return []
-        manifest = await client.get_manifest(repo, ref)
-        return await self._cosign_signatures(client, repo, digest, manifest, "referrers", ref)
 
     async def _cosign_signatures(
         self, client: OciClient, repo: str, digest: str, manifest: dict[str, Any], via: str, reference: str

@@ -43,8 +43,8 @@ from typing import Any
 import httpx
 
 from audits.collectors import cosign
-from audits.collectors.base import CollectOptions, RequestCounter
-from audits.collectors.dockerhub_api import HubClient, HubError, RateBudget, Sleep
+from audits.collectors.base import CollectOptions, RequestCounter, parse_time
+from audits.collectors.dockerhub_api import HubClient, HubError, rate_summary
 from audits.collectors.oci import (
     Challenge,
     Credentials,
@@ -59,6 +59,7 @@ from audits.collectors.oci import (
 )
 from audits.collectors.oci_probe import PROBED_FACTS, EndpointProbe, TlsProbe, probe_endpoint
 from audits.collectors.oci_signatures import cosign_signatures
+from audits.collectors.rate_limit import RateBudget, Sleep
 from audits.collectors.tls_probe import probe_tls
 from audits.model import (
     ADMIN_ACCOUNT,
@@ -121,7 +122,7 @@ def collect(
     except Exception as exc:  # the seam promises facts, never an exception
         detail = f"internal error in the dockerhub collector: {exc.__class__.__name__}"
         facts = {name: Fact.error(detail, target.hub_url) for name in ALL_FACTS}
-    summary = collection.budget.summary()
+    summary = rate_summary(collection.budget)
     if summary:
         options.published.warn(summary)
     return TargetFacts(
@@ -433,16 +434,6 @@ class _Collection:
 # --------------------------------------------------------------------------
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or len(value) > 40:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
-
-
 def _refused(name: str, source: str) -> RepositoryFacts:
     """A listed name that is no `namespace/repository` the OCI spec allows: never requested."""
     detail = f"the API listed a repository name that is not allowed ('{shown_name(name)}'); it was not requested"
@@ -450,7 +441,8 @@ def _refused(name: str, source: str) -> RepositoryFacts:
 
 
 def _pushed_at(tags: list[dict[str, Any]]) -> dict[str, datetime]:
-    return {t["name"]: at for t in tags if isinstance(t.get("name"), str) and (at := _time(t.get("tag_last_pushed")))}
+    pushed = ((t.get("name"), parse_time(t.get("tag_last_pushed"))) for t in tags)
+    return {name: at for name, at in pushed if isinstance(name, str) and at is not None}
 
 
 def _immutability(detail: Any) -> ImmutabilitySetting | None:
@@ -478,11 +470,11 @@ def _personal_token(entry: Mapping[str, Any]) -> CredentialFacts | None:
     return CredentialFacts(
         id=f"personal access token {label!r} ({uuid})" if isinstance(label, str) else f"personal access token {uuid}",
         kind="token",
-        created_at=_time(entry.get("created_at")),
-        expires_at=_time(entry.get("expires_at")),
+        created_at=parse_time(entry.get("created_at")),
+        expires_at=parse_time(entry.get("expires_at")),
         can_push=bool(PUSH_SCOPES & set(scopes)),
         detail=f"scopes: {', '.join(scopes) or 'none listed'}",
-        last_used_at=_time(entry.get("last_used")),
+        last_used_at=parse_time(entry.get("last_used")),
         usage_tracked=True,
     )
 
@@ -494,10 +486,10 @@ def _org_token(entry: Mapping[str, Any]) -> CredentialFacts | None:
     return CredentialFacts(
         id=f"organization access token {label!r} ({token_id})" if isinstance(label, str) else f"org token {token_id}",
         kind="token",
-        created_at=_time(entry.get("created_at")),
-        expires_at=_time(entry.get("expires_at")),
+        created_at=parse_time(entry.get("created_at")),
+        expires_at=parse_time(entry.get("expires_at")),
         detail=f"created by {entry.get('created_by')}" if isinstance(entry.get("created_by"), str) else "",
-        last_used_at=_time(entry.get("last_used_at")),
+        last_used_at=parse_time(entry.get("last_used_at")),
         usage_tracked=True,
         shared=True,
     )

@@ -7,8 +7,8 @@ since Docker publishes none for the Hub API.
 
 Rate limits. Docker Hub answers 429 with `Retry-After` (seconds or an HTTP
 date) and sends `X-RateLimit-Limit/-Remaining/-Reset`. A 429 pauses every
-request of the run until the announced time (one shared pause, so sixteen
-requests hitting the limit together cost one wait, not sixteen), at most
+request of the run until the announced time (one shared pause, see
+`rate_limit`: sixteen requests limited together cost one wait), at most
 `RETRIES` times per request, and only while the target's `rate_limit_wait`
 budget lasts; beyond that the request fails with `HubError` saying what was
 skipped and why. The last budget the server announced is kept for the run
@@ -23,10 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode, urljoin
 
@@ -42,14 +38,13 @@ from audits.collectors.oci import (
     origin_of,
     parse_json,
 )
+from audits.collectors.rate_limit import RateBudget, Sleep, retry_after
 
 HUB_ANSWER_CAP = BodyCap(4 * MIB, "a Docker Hub API answer")
 PAGE_SIZE = 100
 MAX_PAGES = 200  # 20,000 entries per listing; a namespace with more is cut with an error
 RETRIES = 3  # 429 answers one request may wait out
 MAX_SINGLE_WAIT = 120.0  # a Retry-After beyond this is not waited for, whatever the budget
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class HubError(Exception):
@@ -62,70 +57,17 @@ class HubError(Exception):
         self.status = status
 
 
-@dataclass
-class RateBudget:
-    """The rate-limit state of one run: the wait budget left, the shared pause,
-    and the last limit the server announced."""
-
-    wait_left: float
-    resume_at: float = 0.0  # monotonic time before which no request is sent
-    limit: int | None = None
-    remaining: int | None = None
-    waited: float = 0.0
-    skipped: list[str] = field(default_factory=list)
-
-    def observe(self, headers: httpx.Headers) -> None:
-        limit, remaining = _header_int(headers, "x-ratelimit-limit"), _header_int(headers, "x-ratelimit-remaining")
-        if limit is not None:
-            self.limit = limit
-        if remaining is not None:
-            self.remaining = remaining
-
-    def pause(self, seconds: float) -> bool:
-        """Extend the shared pause to `seconds` from now if the budget allows
-        it (charging only the extension); False when it does not."""
-        now = time.monotonic()
-        target = now + seconds
-        extension = max(0.0, target - max(now, self.resume_at))
-        if seconds > MAX_SINGLE_WAIT or extension > self.wait_left:
-            return False
-        self.wait_left -= extension
-        self.waited += extension
-        self.resume_at = max(self.resume_at, target)
-        return True
-
-    def summary(self) -> str | None:
-        """One line for the run summary, or None when nothing was announced or waited."""
-        parts = []
-        if self.remaining is not None:
-            of = f" of {self.limit}" if self.limit is not None else ""
-            parts.append(f"{self.remaining}{of} requests left in the current window")
-        if self.waited:
-            parts.append(f"waited {self.waited:.1f} s on Retry-After")
-        if self.skipped:
-            parts.append(f"{len(self.skipped)} call(s) skipped when rate limited")
-        return "Docker Hub rate limit: " + "; ".join(parts) if parts else None
-
-
-def _header_int(headers: httpx.Headers, name: str) -> int | None:
-    value = headers.get(name, "").strip()
-    return int(value) if value.isdigit() and len(value) <= 12 else None
-
-
-def retry_after(headers: httpx.Headers, now: float | None = None) -> float | None:
-    """Seconds to wait as the server asks: `Retry-After` (seconds or an HTTP
-    date), else `X-RateLimit-Reset` (epoch seconds); None when neither says."""
-    wall = time.time() if now is None else now
-    value = headers.get("retry-after", "").strip()
-    if value.isdigit() and len(value) <= 12:
-        return float(value)
-    if value:
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - wall)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            pass
-    reset = _header_int(headers, "x-ratelimit-reset")
-    return max(0.0, reset - wall) if reset is not None else None
+def rate_summary(budget: RateBudget) -> str | None:
+    """One line for the run summary, or None when nothing was announced or waited."""
+    parts = []
+    if budget.remaining is not None:
+        of = f" of {budget.limit}" if budget.limit is not None else ""
+        parts.append(f"{budget.remaining}{of} requests left in the current window")
+    if budget.waited:
+        parts.append(f"waited {budget.waited:.1f} s on Retry-After")
+    if budget.skipped:
+        parts.append(f"{len(budget.skipped)} call(s) skipped when rate limited")
+    return "Docker Hub rate limit: " + "; ".join(parts) if parts else None
 
 
 class HubClient:
@@ -206,15 +148,14 @@ class HubClient:
         """One request, waiting out 429 answers while the budget allows."""
         source = f"{method} {url.split('?')[0]}"
         for attempt in range(RETRIES + 1):
-            delay = self.budget.resume_at - time.monotonic()
-            if delay > 0:
-                await self._sleep(delay)
+            await self.budget.wait_turn(self._sleep)
             response = await self._request(method, url, content, source)
             self.budget.observe(response.headers)
             if response.status_code != 429:
                 return response
             wait = retry_after(response.headers)
-            if attempt == RETRIES or not self.budget.pause(wait if wait is not None else 1.0):
+            seconds = wait if wait is not None else 1.0
+            if attempt == RETRIES or seconds > MAX_SINGLE_WAIT or not self.budget.pause(seconds):
                 break
         announced = f", Retry-After {wait:g} s" if wait is not None else ""
         self.budget.skipped.append(source)

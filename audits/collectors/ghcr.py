@@ -45,7 +45,7 @@ from typing import Any
 from urllib.parse import quote
 
 from audits.collectors import cosign
-from audits.collectors.base import CollectOptions, RequestCounter
+from audits.collectors.base import CollectOptions, RequestCounter, parse_time
 from audits.collectors.ghcr_api import ApiError, GitHubApi, RateLimited
 from audits.collectors.oci import (
     Credentials,
@@ -58,6 +58,7 @@ from audits.collectors.oci import (
     valid_repository,
 )
 from audits.collectors.oci_probe import PROBED_FACTS, Endpoint, EndpointProbe, probe_endpoint
+from audits.collectors.oci_signatures import cosign_signatures, referrer_signatures
 from audits.model import (
     ADMIN_ACCOUNT,
     CONTENT_TRUST,
@@ -189,7 +190,7 @@ class _Collection:
             repositories = self.options.record(REPOSITORIES, await self._repositories(api, oci, source))
             workflow = await self._workflow_permissions(api)
         credentials = self.options.record(CREDENTIALS, self._credentials(api, token, workflow, source))
-        if (budget := api.budget.describe()) is not None:
+        if (budget := api.describe_rate_limit()) is not None:
             self.options.published.warn(budget)
         return {REPOSITORIES: repositories, CREDENTIALS: credentials}
 
@@ -268,35 +269,23 @@ class _Collection:
 
     async def _referrers(self, oci: OciClient, repo: str, digest: str, index_tag: str) -> list[SignatureFacts]:
         index = await oci.get_manifest(repo, index_tag)
-        found: list[SignatureFacts] = []
         listed = index.get("manifests")
         descriptors: list[Any] = listed[:MAX_REFERRERS] if isinstance(listed, list) else []
+        found: list[SignatureFacts] = []
         for descriptor in descriptors:
-            ref = descriptor.get("digest") if isinstance(descriptor, dict) else None
-            if not isinstance(ref, str) or not valid_digest(ref):
-                continue
-            kind = descriptor.get("artifactType")
-            if kind == cosign.NOTATION_ARTIFACT_TYPE:
-                found.append(SignatureFacts("notation", "referrers", ref, None, None, "notation is not verified"))
-            elif kind == cosign.COSIGN_ARTIFACT_TYPE:
-                found += await self._cosign(oci, repo, digest, "referrers", ref)
+            if isinstance(descriptor, dict):
+                found += await referrer_signatures(oci, self.keys, repo=repo, digest=digest, descriptor=descriptor,
+                                                   docker_reference=self._docker_reference(oci, repo))
         return found
 
     async def _cosign(self, oci: OciClient, repo: str, digest: str, via: str, reference: str) -> list[SignatureFacts]:
-        layers = cosign.signature_layers(await oci.get_manifest(repo, reference))
-        return [await self._verify(oci, repo, digest, layer, via, reference) for layer in layers]
+        manifest = await oci.get_manifest(repo, reference)
+        return await cosign_signatures(oci, self.keys, repo=repo, digest=digest, manifest=manifest, via=via,
+                                       reference=reference, docker_reference=self._docker_reference(oci, repo))
 
-    async def _verify(
-        self, oci: OciClient, repo: str, digest: str, layer: dict[str, Any], via: str, reference: str
-    ) -> SignatureFacts:
-        check = cosign.Verification(None, error="no trusted key configured")
-        if self.keys.configured:
-            payload = cosign.canonical_payload(f"{Endpoint.parse(oci.base_url).netloc}/{repo}", digest)
-            layer_digest = str(layer.get("digest", ""))
-            if cosign.sha256_digest(payload) != layer_digest and valid_digest(layer_digest):
-                payload = await oci.get_blob(repo, layer_digest)
-            check = cosign.verify(payload, layer["annotations"][cosign.SIGNATURE_ANNOTATION], digest, self.keys)
-        return SignatureFacts("cosign", via, reference, check.verified, check.verified_by, check.error)
+    @staticmethod
+    def _docker_reference(oci: OciClient, repo: str) -> str:
+        return f"{Endpoint.parse(oci.base_url).netloc}/{repo}"
 
     def _wanted(self, name: str) -> bool:
         patterns = [*self.target.packages, *self.target.repositories]
@@ -353,14 +342,7 @@ def _version(raw: Any) -> _Version | None:
     container = (raw.get("metadata") or {}).get("container") if isinstance(raw.get("metadata"), dict) else None
     tags = container.get("tags") if isinstance(container, dict) else None
     names = tuple(t for t in tags if isinstance(t, str) and t) if isinstance(tags, list) else ()
-    return _Version(raw["name"], names, _timestamp(raw.get("created_at")))
-
-
-def _timestamp(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if isinstance(value, str) else None
-    except ValueError:
-        return None
+    return _Version(raw["name"], names, parse_time(raw.get("created_at")))
 
 
 def _linked_repository(package: dict[str, Any]) -> str | None:

@@ -10,7 +10,9 @@ or secondary ("secondary rate limit") limit, is waited out when GitHub says how
 long (`Retry-After`, else `X-RateLimit-Reset`; a secondary limit without either
 waits 60 s, as GitHub's docs ask) and the wait fits in what is left of the
 target's `max_rate_limit_wait`; then the request is retried (at most
-`MAX_ATTEMPTS` times). Otherwise the limit is remembered and this and every
+`MAX_ATTEMPTS` times). The wait is one pause shared by every request in
+flight (`rate_limit.RateBudget`): eight requests limited together cost one
+wait, charged once. Otherwise the limit is remembered and this and every
 later request fail at once with `RateLimited`, whose reason the facts carry —
 skipped work is an error, never a pass. Bodies are untrusted: only a fixed
 phrase is looked for in them, nothing from them is shown.
@@ -19,7 +21,6 @@ phrase is looked for in them, nothing from them is shown.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,7 @@ from audits.collectors.oci import (
     parse_json,
     parse_link_next,
 )
+from audits.collectors.rate_limit import RateBudget, Sleep, retry_after, retry_after_header
 
 API_VERSION = "2022-11-28"
 PER_PAGE = 100  # the most GitHub serves per page
@@ -58,26 +60,6 @@ class RateLimited(ApiError):
 
 
 @dataclass
-class RateBudget:
-    """The rate limit as GitHub last reported it (`X-RateLimit-*`)."""
-
-    limit: int | None = None
-    remaining: int | None = None
-    reset: datetime | None = None
-    resource: str | None = None
-    waited_s: float = 0.0
-
-    def describe(self) -> str | None:
-        if self.remaining is None:
-            return None
-        limit = f" of {self.limit:,}" if self.limit is not None else ""
-        reset = f", resets {self.reset:%H:%M} UTC" if self.reset is not None else ""
-        waited = f"; waited {self.waited_s:.0f} s for rate limits" if self.waited_s else ""
-        resource = self.resource or "core"
-        return f"GitHub API rate limit: {self.remaining:,}{limit} requests left ({resource}{reset}){waited}"
-
-
-@dataclass
 class TokenHeaders:
     """What GitHub's answers say about the token (first successful answer)."""
 
@@ -93,18 +75,24 @@ class GitHubApi:
     token: str = field(repr=False)
     timeout: float
     redact: Redactor
-    max_wait: float
-    budget: RateBudget = field(default_factory=RateBudget)
+    max_wait: float  # the target's max_rate_limit_wait
+    budget: RateBudget = field(init=False)
+    resource: str | None = None  # `X-RateLimit-Resource` of the last answer
     token_headers: TokenHeaders = field(default_factory=TokenHeaders)
+    sleep: Sleep = asyncio.sleep
     _blocked: RateLimited | None = None
+
+    def __post_init__(self) -> None:
+        self.budget = RateBudget(wait_left=self.max_wait)
 
     async def get(self, path: str, params: dict[str, str | int] | None = None) -> tuple[Any, httpx.Response]:
         """One GET (retried after a rate limit it may wait out); the body parsed as JSON."""
         url = path if path.startswith("https://") or path.startswith("http://") else self.base_url + path
         source = f"GET {url}"
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            if self._blocked is not None:
-                raise RateLimited(self._blocked.detail, source, self._blocked.status)
+            self._refuse_if_blocked(source)
+            await self.budget.wait_turn(self.sleep)
+            self._refuse_if_blocked(source)  # another request may have been refused during the pause
             response = await self._send(url, params, source)
             self._note(response)
             if response.is_success:
@@ -115,12 +103,15 @@ class GitHubApi:
             wait = rate_limit_wait(response)
             if wait is None:
                 raise self._error(response, source)
-            if attempt == MAX_ATTEMPTS or wait > self.max_wait - self.budget.waited_s:
+            if attempt == MAX_ATTEMPTS or not self.budget.pause(wait):
                 self._blocked = RateLimited(self._limit_detail(response, wait), source, response.status_code)
+                self.budget.skipped.append(source)
                 raise self._blocked
-            self.budget.waited_s += wait
-            await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _refuse_if_blocked(self, source: str) -> None:
+        if self._blocked is not None:
+            raise RateLimited(self._blocked.detail, source, self._blocked.status)
 
     async def pages(self, path: str, params: dict[str, str | int]) -> list[Any]:
         """Every entry of a paginated list, following `Link: rel="next"` on the API's origin only."""
@@ -164,14 +155,21 @@ class GitHubApi:
             raise ApiError("pagination link points outside the GitHub API; not followed", str(response.request.url))
         return target
 
+    def describe_rate_limit(self) -> str | None:
+        """The rate limit as GitHub last reported it, for the run summary."""
+        budget = self.budget
+        if budget.remaining is None:
+            return None
+        limit = f" of {budget.limit:,}" if budget.limit is not None else ""
+        reset = f", resets {budget.reset:%H:%M} UTC" if budget.reset is not None else ""
+        waited = f"; waited {budget.waited:.0f} s for rate limits" if budget.waited else ""
+        resource = self.resource or "core"
+        return f"GitHub API rate limit: {budget.remaining:,}{limit} requests left ({resource}{reset}){waited}"
+
     def _note(self, response: httpx.Response) -> None:
         headers = response.headers
-        self.budget.limit = _int(headers.get("x-ratelimit-limit"), self.budget.limit)
-        self.budget.remaining = _int(headers.get("x-ratelimit-remaining"), self.budget.remaining)
-        reset = _int(headers.get("x-ratelimit-reset"), None)
-        if reset is not None and 0 < reset < 2**32:
-            self.budget.reset = datetime.fromtimestamp(reset, UTC)
-        self.budget.resource = headers.get("x-ratelimit-resource", self.budget.resource)
+        self.budget.observe(headers)
+        self.resource = headers.get("x-ratelimit-resource", self.resource)
         if response.is_success and not self.token_headers.seen:
             self.token_headers = TokenHeaders(True, _scopes(headers.get("x-oauth-scopes")), _expiry(headers))
 
@@ -187,33 +185,26 @@ class GitHubApi:
         kind = "secondary rate limit" if is_secondary_limit(response) else "rate limit"
         return (
             f"skipped: GitHub {kind} (HTTP {response.status_code}); it resets in {wait:.0f} s, more than the "
-            f"{self.max_wait - self.budget.waited_s:.0f} s left of max_rate_limit_wait"
+            f"{self.budget.wait_left:.0f} s left of max_rate_limit_wait"
         )
 
 
 def rate_limit_wait(response: httpx.Response, now: float | None = None) -> float | None:
-    """Seconds to wait before retrying, or None when the answer is no rate limit."""
+    """Seconds to wait before retrying, or None when the answer is no rate limit.
+
+    GitHub's rule: `Retry-After` when sent; else, for an exhausted primary
+    limit, until `X-RateLimit-Reset` (which otherwise describes the primary
+    window, not a secondary limit); else a minute."""
     status, headers = response.status_code, response.headers
     primary = headers.get("x-ratelimit-remaining") == "0"
     if status != 429 and not (status == 403 and (primary or is_secondary_limit(response))):
         return None
-    retry_after = _int(headers.get("retry-after"), None)
-    if retry_after is not None and retry_after >= 0:
-        return float(retry_after)
-    reset = _int(headers.get("x-ratelimit-reset"), None)
-    if primary and reset is not None:
-        return max(float(reset) - (now if now is not None else time.time()), 0.0)
-    return SECONDARY_DEFAULT_WAIT
+    wait = retry_after(headers, now) if primary else retry_after_header(headers, now)
+    return SECONDARY_DEFAULT_WAIT if wait is None else wait
 
 
 def is_secondary_limit(response: httpx.Response) -> bool:
     return b"secondary rate limit" in response.content[: ERROR_CAP.size].lower()
-
-
-def _int(text: str | None, default: int | None) -> int | None:
-    if text is None or not text.strip().isdigit() or len(text.strip()) > 12:
-        return default
-    return int(text.strip())
 
 
 def _scopes(header: str | None) -> tuple[str, ...] | None:

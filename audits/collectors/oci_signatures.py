@@ -1,10 +1,11 @@
 """cosign signatures read through an `OciClient`, shared by every collector
-that walks tags over the OCI API (Distribution, Docker Hub, Harbor).
+that walks tags over the OCI API (Distribution, Docker Hub, Harbor, GHCR).
 
-One SignatureFacts per signature layer of a cosign signature manifest. With no
-trusted key the signature is recorded unverified; the payload blob is fetched
-only when it is not the canonical payload cosign would have written for
-`docker_reference@digest` (so the common case costs no blob request).
+One SignatureFacts per signature layer of a cosign signature manifest, and per
+notation referrer (recorded, not verified). With no trusted key the signature
+is recorded unverified; the payload blob is fetched only when it is not the
+canonical payload cosign would have written for `docker_reference@digest` (so
+the common case costs no blob request).
 """
 
 from __future__ import annotations
@@ -35,6 +36,33 @@ async def cosign_signatures(
         check = await verify_cosign_layer(client, keys, repo, digest, layer, docker_reference)
         results.append(SignatureFacts("cosign", via, reference, check.verified, check.verified_by, check.error))
     return results
+
+
+async def referrer_signatures(
+    client: OciClient,
+    keys: cosign.KeyRing,
+    *,
+    repo: str,
+    digest: str,
+    descriptor: Mapping[str, Any],
+    docker_reference: str,
+) -> list[SignatureFacts]:
+    """The signatures one referrer `descriptor` of `repo@digest` stands for:
+    a cosign signature manifest (fetched and verified), a notation signature
+    (recorded unverified), or nothing."""
+    artifact_type = descriptor.get("artifactType")
+    ref = descriptor.get("digest")
+    if not isinstance(ref, str) or not valid_digest(ref):
+        return []
+    if artifact_type == cosign.NOTATION_ARTIFACT_TYPE:
+        return [SignatureFacts("notation", "referrers", ref, None, None, "notation signatures are not verified")]
+    if artifact_type != cosign.COSIGN_ARTIFACT_TYPE:
+        return []
+    manifest = await client.get_manifest(repo, ref)
+    return await cosign_signatures(
+        client, keys, repo=repo, digest=digest, manifest=manifest, via="referrers", reference=ref,
+        docker_reference=docker_reference,
+    )
 
 
 async def verify_cosign_layer(

@@ -5,6 +5,7 @@ it may not wait out stops all later requests instead of hammering GitHub."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -84,3 +85,31 @@ def test_the_token_never_appears_in_an_error() -> None:
     with pytest.raises(ApiError) as caught:
         run(api.get("/orgs/o/packages"))
     assert "ghp_secret" not in caught.value.detail and "HTTP 401" in caught.value.detail
+
+
+def test_requests_limited_together_share_one_wait() -> None:
+    """Eight GETs in flight together, each first answered 429 Retry-After 1,
+    with a 3 s budget: one shared pause of about a second, then all eight succeed."""
+    answered: set[str] = set()
+    seen: list[str] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        await asyncio.sleep(0.05)  # every request is in flight before the first answer
+        if request.url.path not in answered:
+            answered.add(request.url.path)
+            return httpx.Response(429, json={"message": "slow down"}, headers={"Retry-After": "1"})
+        return httpx.Response(200, json={"ok": True})
+
+    async def eight() -> tuple[list[Any], GitHubApi]:
+        pool = counted_pool(asyncio.Semaphore(8), timeout=5, verify=True, counter=RequestCounter(),
+                            transport=httpx.MockTransport(handler))
+        api = GitHubApi(BASE, pool, "ghp_secret", 5.0, Redactor(["ghp_secret"]), 3.0)
+        return await asyncio.gather(*(api.get(f"/p{i}") for i in range(8)), return_exceptions=True), api
+
+    started = time.monotonic()
+    results, api = run(eight())
+    assert [r[0] if isinstance(r, tuple) else r for r in results] == [{"ok": True}] * 8
+    assert len(seen) == 16
+    assert 1.0 <= time.monotonic() - started < 2.5
+    assert api.budget.waited < 1.5 and api.budget.wait_left > 1.5  # one wait charged, not eight
