@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,9 +33,10 @@ from audits.model import REPOSITORIES, TAG_IMMUTABILITY, FactState, RepositoryFa
 from audits.targets import DockerHubTarget  # noqa: E402
 from bench.latency_proxy import latency_proxy  # noqa: E402
 from sandbox.dockerhub_emulator import HOST, HubNamespace, HubRepository, HubState  # noqa: E402
+from sandbox.dockerhub_estate import start_emulator  # noqa: E402
 from sandbox.images import build_image  # noqa: E402
 from sandbox.oci import Manifest, with_annotations  # noqa: E402
-from sandbox.process import free_port, port_open, stop_child  # noqa: E402
+from sandbox.process import stop_child  # noqa: E402
 from sandbox.pusher import OciPusher  # noqa: E402
 from sandbox.registry import RegistrySpec, RunningRegistry, start_registry  # noqa: E402
 from sandbox.signing import generate_key_pair, signature_for  # noqa: E402
@@ -104,24 +104,6 @@ def summarize(facts: TargetFacts) -> tuple[int, int, int]:
     return len(repos), tags, verified
 
 
-def start_emulator(state: HubState, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    state_file = workdir / "hub-state.json"
-    state_file.write_text(state.to_json())
-    port = free_port(HOST)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.dockerhub_emulator", str(state_file), str(port)],
-        cwd=Path(__file__).resolve().parents[1],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while not port_open(HOST, port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_child(proc, proc.pid, None)
-            raise SystemExit("the Docker Hub emulator did not start")
-        time.sleep(0.05)
-    return proc, port
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repos", type=int, default=300)
@@ -137,7 +119,10 @@ def main() -> None:
         stack.callback(reg.stop)
         t0 = time.perf_counter()
         signed = seed_registry(reg, args.repos, args.tags, keys.private_key)
-        emulator, hub_port = start_emulator(hub_state(args.repos, args.tags, token), work)
+        try:
+            emulator, hub_port = start_emulator(hub_state(args.repos, args.tags, token), work)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from exc
         stack.callback(stop_child, emulator, emulator.pid, None)
         seeded_s = time.perf_counter() - t0
         print(f"seeded {args.repos} repositories x {args.tags} tags ({signed} signed) in {seeded_s:.1f}s")

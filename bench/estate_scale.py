@@ -43,7 +43,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.measure import process_cpu_seconds  # noqa: E402
+from bench.measure import process_cpu_seconds, wait_with_usage  # noqa: E402
 from sandbox.aws_org_estate import seed_organization  # noqa: E402
 from sandbox.moto_server import MOTO_CREDENTIALS, start_moto_server  # noqa: E402
 from tests.history.postgres_server import fresh_database, running_postgres  # noqa: E402
@@ -66,28 +66,40 @@ class Audited:
     report: dict[str, Any]
 
 
-def run_audits(argvs: list[list[str]], env: dict[str, str], reports: list[Path]) -> tuple[list[Audited], float]:
+def run_audits(
+    argvs: list[list[str]], env: dict[str, str], reports: list[Path], timeout: float = AUDIT_TIMEOUT_S
+) -> tuple[list[Audited], float]:
     """Start every audit at once; return each one's figures and the wall time
-    until the last one ended (its merged report included)."""
-    started = time.perf_counter()
-    procs = [subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for argv in argvs]
-    ended: dict[int, tuple[float, int, float]] = {}
-    while len(ended) < len(procs):
-        pid, status, usage = os.wait4(-1, 0)
-        ended[pid] = (time.perf_counter() - started, os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024)
-        if time.perf_counter() - started > AUDIT_TIMEOUT_S:
-            raise TimeoutError("the audits did not finish")
-    total = time.perf_counter() - started
+    until the last one ended (its merged report included). Each audit's stderr
+    goes to `<its output directory>.stderr.log`, whose tail a failure shows."""
+    logs = [report.parent.with_name(f"{report.parent.name}.stderr.log") for report in reports]
+    started = time.monotonic()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for argv, log in zip(argvs, logs, strict=True):
+            with log.open("wb") as stderr:
+                procs.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr))
+        exited = wait_with_usage(procs, timeout)
+    except BaseException:
+        for proc in procs:  # those wait_with_usage did not get to (a failed start)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for log in logs[: len(procs)]:
+            print(f"{log}:\n{_tail(log)}", file=sys.stderr)
+        raise
+    total = max(e.ended_at for e in exited) - started
     out = []
-    for proc, report in zip(procs, reports, strict=True):
-        wall, code, rss = ended[proc.pid]
-        proc.returncode = code  # reaped above with wait4 (for its rusage)
-        errors = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-        if code not in (0, 1, 3):
-            raise RuntimeError(f"audit exited {code}: {errors[-2000:]}")
-        out.append(Audited(wall, rss, code, json.loads(report.read_text())))
+    for run, report, log in zip(exited, reports, logs, strict=True):
+        if run.exit_code not in (0, 1, 3):
+            raise RuntimeError(f"audit exited {run.exit_code}; {log}:\n{_tail(log)}")
+        wall, report_json = run.ended_at - started, json.loads(report.read_text())
+        out.append(Audited(wall, run.max_rss_kb / 1024, run.exit_code, report_json))
     return out, total
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-2000:]
 
 
 def audit_argv(config: Path, output: Path, history: str, *extra: str) -> list[str]:
@@ -117,8 +129,7 @@ def main() -> int:
     parser.add_argument("--shards", type=int, default=4)
     args = parser.parse_args()
     regions = [r.strip() for r in args.regions.split(",") if r.strip()]
-    env = {**os.environ, **MOTO_CREDENTIALS}
-    os.environ.update(MOTO_CREDENTIALS)
+    env = {**os.environ, **MOTO_CREDENTIALS}  # for the audits; seeding passes its own credentials
 
     with tempfile.TemporaryDirectory(prefix="estate-bench-") as tmp, running_postgres(fsync=True) as postgres:
         work = Path(tmp)
@@ -148,16 +159,17 @@ def main() -> int:
         merged = [json.loads(p.read_text()) for p in sorted(work.glob("shard-*/merged/report.json"))]
 
     listing = math.ceil(len(org.account_ids) / ACCOUNTS_PER_LISTING_PAGE)  # ListAccounts pages, per process
-    report_figures(args, whole, whole_wall, whole_cpu, shards, sharded_wall, merged, repos, scopes, listing)
-    per_repo = (requests_of(whole.report) + listing) / repos
-    slowest = max(s.wall_s for s in shards)
-    return 0 if per_repo <= BUDGET_PER_REPO and sharded_wall <= SHARD_OVERHEAD_TARGET * slowest else 1
+    met = report_figures(args, whole, whole_wall, whole_cpu, shards, sharded_wall, merged, repos, scopes, listing,
+                         len(regions))
+    return 0 if met else 1
 
 
 def report_figures(
     args: argparse.Namespace, whole: Audited, whole_wall: float, whole_cpu: float, shards: list[Audited],
-    sharded_wall: float, merged: list[dict[str, Any]], repos: int, scopes: int, listing: int,
-) -> None:
+    sharded_wall: float, merged: list[dict[str, Any]], repos: int, scopes: int, listing: int, regions: int,
+) -> bool:
+    """Print the figures; True when requests per repository are within budget and
+    the sharded run is within its target of its slowest shard."""
     requests = requests_of(whole.report) + listing
     per_repo = requests / repos
     complete = sum(1 for t in whole.report["targets"] if t["complete"])
@@ -182,7 +194,8 @@ def report_figures(
     same = bool(merged) and all(identities(m) == identities(whole.report) for m in merged)
     print(f"merged run == unsharded findings: {same} ({sum(identities(whole.report).values())} findings)")
 
-    project(requests, audit_seconds(whole.report), scopes, repos, len(args.regions.split(",")), args.shards)
+    project(requests, audit_seconds(whole.report), scopes, repos, regions, args.shards)
+    return per_repo <= BUDGET_PER_REPO and ratio <= SHARD_OVERHEAD_TARGET
 
 
 def project(requests: int, wall: float, scopes: int, repos: int, regions: int, shards: int) -> None:

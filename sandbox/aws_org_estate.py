@@ -271,6 +271,12 @@ def _repository_policy(index: int, account_id: str) -> dict[str, Any] | None:
 
 ORG_TARGET_NAME = "aws-org"
 ORG_REGIONS = ("us-east-1", "eu-west-1")
+# The demo's organization: the management account and ORG_MEMBER_ACCOUNTS members, the last
+# ORG_MISSING_ROLE_ACCOUNTS of them without the audit role, ORG_REPOSITORIES_PER_SCOPE repositories
+# per (account, region).
+ORG_MEMBER_ACCOUNTS = 3
+ORG_REPOSITORIES_PER_SCOPE = 2
+ORG_MISSING_ROLE_ACCOUNTS = 1
 
 
 @dataclass
@@ -301,25 +307,17 @@ class OrgEstateService(OnMotoServer):
         return dict(MOTO_CREDENTIALS)
 
 
-def start_org_estate(
-    workdir: Path,
-    *,
-    detach: bool = False,
-    accounts: int = 3,
-    regions: Sequence[str] = ORG_REGIONS,
-    repositories_per_scope: int = 2,
-    missing_role_accounts: int = 1,
-) -> OrgEstateService:
+def start_org_estate(workdir: Path, *, detach: bool = False) -> OrgEstateService:
     """Start strict-STS moto under `workdir/aws-org`, seed the organization and
     return the running service; the server is stopped again if seeding fails."""
     server = start_moto_server(workdir / "aws-org", detach=detach, strict_sts=True)
     try:
         estate = seed_organization(
             server.url,
-            accounts=accounts,
-            regions=regions,
-            repositories_per_scope=repositories_per_scope,
-            missing_role_accounts=missing_role_accounts,
+            accounts=ORG_MEMBER_ACCOUNTS,
+            regions=ORG_REGIONS,
+            repositories_per_scope=ORG_REPOSITORIES_PER_SCOPE,
+            missing_role_accounts=ORG_MISSING_ROLE_ACCOUNTS,
         )
     except BaseException:
         server.stop()

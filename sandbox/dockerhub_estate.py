@@ -24,7 +24,6 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,14 +32,7 @@ from typing import Any
 from sandbox.dockerhub_emulator import HOST, HubNamespace, HubRepository, HubState, OrgToken, PersonalToken
 from sandbox.estate import SANDBOX_BCRYPT_ROUNDS
 from sandbox.images import build_image, push_with_skopeo, write_layout
-from sandbox.process import (
-    EmulatorBesideRegistry,
-    free_port,
-    port_open,
-    process_start_ticks,
-    spawn,
-    stop_child,
-)
+from sandbox.process import EmulatorBesideRegistry, free_port, process_start_ticks, spawn_listening
 from sandbox.pusher import OciPusher
 from sandbox.registry import RegistrySpec, RunningRegistry, start_registry
 from sandbox.signing import KeyPair, generate_key_pair, signature_for
@@ -168,21 +160,16 @@ def _seed_registry(reg: RunningRegistry, workdir: Path, key: Path) -> None:
     OciPusher.for_registry(reg, concurrency=4).push_many_sync(signatures)
 
 
-def _start_emulator(workdir: Path, state: HubState, detach: bool) -> tuple[subprocess.Popen[bytes], int]:
-    directory = workdir / "dockerhub"
+def start_emulator(state: HubState, directory: Path, *, detach: bool = False) -> tuple[subprocess.Popen[bytes], int]:
+    """The emulator over `state` as a subprocess on a free port, its state file and
+    log in `directory`: (process, port)."""
     state_file = directory / "hub-state.json"
     state_file.write_text(state.to_json())
     state_file.chmod(0o600)  # holds the auditor's token
     port = free_port(HOST)
-    with (directory / "emulator.log").open("ab") as log:
-        proc = spawn([sys.executable, "-m", "sandbox.dockerhub_emulator", str(state_file), str(port)], log=log,
-                     detach=detach)  # fmt: skip
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not port_open(HOST, port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_child(proc, proc.pid, None)
-            raise RuntimeError(f"the Docker Hub emulator did not start; see {directory / 'emulator.log'}")
-        time.sleep(0.05)
+    proc = spawn_listening([sys.executable, "-m", "sandbox.dockerhub_emulator", str(state_file), str(port)],
+                           host=HOST, port=port, log_file=directory / "emulator.log", detach=detach,
+                           timeout=READY_TIMEOUT, name="the Docker Hub emulator")  # fmt: skip
     return proc, port
 
 
@@ -197,7 +184,7 @@ def start_dockerhub_estate(workdir: Path, *, detach: bool = False, name: str = "
     registry = start_registry(spec, workdir, detach=detach)
     try:
         _seed_registry(registry, workdir, keys.private_key)
-        proc, port = _start_emulator(workdir, estate_state(token, datetime.now(UTC)), detach)
+        proc, port = start_emulator(estate_state(token, datetime.now(UTC)), workdir / "dockerhub", detach=detach)
     except BaseException:
         registry.stop()
         raise

@@ -22,23 +22,16 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sandbox.certs import server_certificate
+from sandbox.estate import SANDBOX_BCRYPT_ROUNDS
 from sandbox.github_emulator import GitHubState, Owner, Package, Token, Version
 from sandbox.images import build_image
-from sandbox.process import (
-    EmulatorBesideRegistry,
-    free_port,
-    port_open,
-    process_start_ticks,
-    spawn,
-    stop_child,
-)
+from sandbox.process import EmulatorBesideRegistry, free_port, process_start_ticks, spawn_listening
 from sandbox.pusher import OciPusher
 from sandbox.registry import RegistrySpec, RunningRegistry, env_var_prefix, start_registry
 from sandbox.signing import KeyPair, generate_key_pair, signature_for
@@ -158,17 +151,8 @@ def start_emulator(
     port = free_port(HOST)
     args = [sys.executable, "-m", "sandbox.github_emulator", str(state_file), str(port),
             str(cert.cert_file), str(cert.key_file)]
-    with (workdir / "github-emulator.log").open("ab") as log:
-        proc = spawn(args, log=log, detach=detach)
-    deadline = time.monotonic() + READY_TIMEOUT
-    try:
-        while not port_open(HOST, port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"github emulator did not start; see {workdir / 'github-emulator.log'}")
-            time.sleep(0.05)
-    except BaseException:  # a failed start, or a signal while waiting: never leave it running
-        stop_child(proc, proc.pid, None)
-        raise
+    proc = spawn_listening(args, host=HOST, port=port, log_file=workdir / "github-emulator.log", detach=detach,
+                           timeout=READY_TIMEOUT, name="github emulator")  # fmt: skip
     return proc, f"https://{HOST}:{port}", cert.ca_file
 
 
@@ -184,7 +168,7 @@ def start_ghcr_estate(workdir: Path, *, detach: bool = False) -> GhcrEstate:
     tokens = sandbox_tokens()
     values = {owner: _token_value(t) for owner, t in tokens.items()}
     spec = RegistrySpec(name="ghcr", tls=True, users={owner: values[owner] for owner in (SECURE, LEGACY)},
-                        bcrypt_rounds=6)
+                        bcrypt_rounds=SANDBOX_BCRYPT_ROUNDS)
     registry = start_registry(spec, workdir, detach=detach)
     try:
         state, pushed = seed_registry(registry, _keys(workdir).private_key)

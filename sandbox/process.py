@@ -247,6 +247,28 @@ def spawn(args: Sequence[str], *, log: IO[bytes], detach: bool) -> subprocess.Po
     return proc
 
 
+def spawn_listening(
+    args: Sequence[str], *, host: str, port: int, log_file: Path, detach: bool, timeout: float, name: str
+) -> subprocess.Popen[bytes]:
+    """`spawn` a server that is to listen on host:port (its output appended to
+    `log_file`) and return once the port answers. If it exits first or does not
+    answer within `timeout` (RuntimeError naming `name` and the log), or anything
+    else interrupts the wait (Ctrl-C and SIGTERM included), the child is stopped
+    before the exception goes on."""
+    with log_file.open("ab") as log:
+        proc = spawn(args, log=log, detach=detach)
+    try:
+        deadline = time.monotonic() + timeout
+        while not port_open(host, port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start; see {log_file}")
+            time.sleep(0.05)
+    except BaseException:
+        stop_child(proc, proc.pid, None)
+        raise
+    return proc
+
+
 _HELD_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 

@@ -59,6 +59,23 @@ def test_the_workflow_uses_oidc_uploads_sarif_and_keeps_no_keys() -> None:
     assert "role-to-assume" in aws["with"] and "aws-access-key-id" not in aws["with"]
 
 
+def test_the_workflow_points_at_the_role_documents_and_names_no_action_they_do_not_grant() -> None:
+    """A hand-written action list goes stale (it once named cloudtrail:LookupEvents, which nothing calls);
+    the comment names the component's documents, which the tests keep in step with the collector."""
+    from components import ecr_audit_role
+
+    lines = (DEPLOY / "github" / "regguard-nightly.yml").read_text().splitlines()
+    comment = "\n".join(line for line in lines if line.lstrip().startswith("#"))
+    assert "components/ecr_audit_role.py" in comment
+    named_documents = re.findall(r"\b(\w+_policy_document)\(\)", comment)
+    assert {"audit_policy_document", "auditor_policy_document"} <= set(named_documents)
+    documents = [getattr(ecr_audit_role, name)() for name in named_documents]
+    granted = {action for document in documents for statement in document["Statement"]
+               for action in statement["Action"]}  # fmt: skip
+    named_actions = set(re.findall(r"\b(?:ecr|iam|cloudtrail|sts|organizations):[A-Za-z*]+", comment))
+    assert named_actions <= granted, named_actions - granted
+
+
 def _documents(name: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all((K8S / name).read_text()) if d]
 

@@ -5,7 +5,6 @@ target is large, and memory and report size follow N, not M."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from bench.measure import wait_with_usage
 from tests.e2e.deadline_servers import tiny_registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,8 @@ def test_a_capped_catalog_is_audited_up_to_the_cap_and_reported_incomplete(tmp_p
         with out.open("w") as stdout_file, err.open("w") as stderr_file:
             started = time.monotonic()
             proc = subprocess.Popen(command, cwd=ROOT, stdout=stdout_file, stderr=stderr_file)
-            code, max_rss_kb = wait_with_usage(proc, timeout=120)
+            (exited,) = wait_with_usage([proc], timeout=120)
+            code, max_rss_kb = exited.exit_code, exited.max_rss_kb
             elapsed = time.monotonic() - started
         audited = {path.split("/manifests/")[0].removeprefix("/v2/") for path in registry.manifests_served}
     stdout, stderr = out.read_text(), err.read_text()
@@ -56,18 +57,3 @@ def test_a_capped_catalog_is_audited_up_to_the_cap_and_reported_incomplete(tmp_p
     print(f"reports {report_bytes / 1e6:.2f} MB")
     assert max_rss_kb < MAX_RSS_MB * 1024
     assert report_bytes < 5_000_000
-
-
-def wait_with_usage(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int]:
-    """Exit code and peak RSS (KiB) of this one child: os.wait4 reaps it with its own
-    resource usage, which RUSAGE_CHILDREN (the maximum over every child) cannot give."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage.ru_maxrss
-        time.sleep(0.1)
-    proc.kill()
-    proc.wait()
-    raise AssertionError(f"the audit did not finish within {timeout:g} s")

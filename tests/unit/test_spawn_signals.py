@@ -1,12 +1,16 @@
 """A SIGTERM that arrives while a server is being spawned must not lose the
 process: `spawn` records it in the open `spawned_processes()` scopes before the
-signal's handler runs, so whoever opened the scope can stop it."""
+signal's handler runs, so whoever opened the scope can stop it. Nor while it is
+waited for: `spawn_listening` stops the child on any exception, Ctrl-C included."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,3 +61,69 @@ def test_nested_scopes_all_see_a_spawned_process(tmp_path: Any) -> None:
         inner.stop_all()
         assert child.poll() is not None
         outer.stop_all()  # already stopped: harmless
+
+
+@pytest.fixture
+def started_children(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Every process `spawn` starts in the test; any still running afterwards is killed."""
+    real_popen = subprocess.Popen
+    started: list[subprocess.Popen[bytes]] = []
+
+    def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(process.subprocess, "Popen", popen)
+    yield started
+    for child in started:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def _start_dockerhub_emulator(directory: Path) -> object:
+    from sandbox.dockerhub_estate import estate_state, start_emulator
+
+    return start_emulator(estate_state("dckr_pat_test", datetime.now(UTC)), directory)
+
+
+def _start_github_emulator(directory: Path) -> object:
+    from sandbox.ghcr_estate import GitHubState, start_emulator
+
+    return start_emulator(GitHubState(), directory / "ghcr")
+
+
+@pytest.mark.parametrize("start", [_start_dockerhub_emulator, _start_github_emulator])
+def test_ctrl_c_while_an_emulator_starts_stops_it(
+    start: Callable[[Path], object], started_children: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:  # fmt: skip
+    def ctrl_c(*args: Any, **kwargs: Any) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(process, "port_open", ctrl_c)  # the wait for its port is interrupted
+    with pytest.raises(KeyboardInterrupt):
+        start(tmp_path)
+    (child,) = started_children
+    assert child.poll() is not None, "stopped before the interrupt went on"
+
+
+def test_a_server_that_exits_before_listening_is_reported_with_its_log(
+    started_children: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    with pytest.raises(RuntimeError, match=r"the thing did not start; see .*thing\.log"):
+        process.spawn_listening([sys.executable, "-c", "raise SystemExit(3)"], host="127.0.0.1",
+                                port=process.free_port(), log_file=tmp_path / "thing.log", detach=False,
+                                timeout=30, name="the thing")  # fmt: skip
+    (child,) = started_children
+    assert child.poll() == 3
+
+
+def test_a_server_that_never_listens_is_stopped_at_the_timeout(
+    started_children: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    with pytest.raises(RuntimeError, match="did not start"):
+        process.spawn_listening(["sleep", "30"], host="127.0.0.1", port=process.free_port(),
+                                log_file=tmp_path / "sleep.log", detach=False, timeout=0.3, name="sleep")  # fmt: skip
+    (child,) = started_children
+    assert child.poll() is not None
