@@ -33,6 +33,13 @@ MIN_TLS = (1, 2)
 VerdictFunc = Callable[..., Verdict]
 _PROTOCOL_RE = re.compile(r"^(SSLv|TLSv)(\d+)(?:\.(\d+))?$")
 
+# Docker Hub's TLS is Docker's: the one thing to fix is where the audit points and what it trusts.
+_DOCKER_HUB_TLS = Remediation(
+    cli=(
+        "Docker Hub runs its own TLS: set `registry_url: https://registry-1.docker.io` (the default) "
+        "and check the audit host's trust store (`ca_file`)"
+    ),
+)
 
 
 def protocol_version(protocol: str | None) -> tuple[int, int] | None:
@@ -101,12 +108,7 @@ def _plain_http_target(facts: FactView, verdict: VerdictFunc, message: str) -> V
             "acr": Remediation(
                 cli="nothing to change: ACR's login server answers only HTTPS (TLS 1.2+)",
             ),
-            "dockerhub": Remediation(
-                cli=(
-                    "Docker Hub runs its own TLS: set `registry_url: https://registry-1.docker.io` (the default) "
-                    "and check the audit host's trust store (`ca_file`)"
-                ),
-            ),
+            "dockerhub": _DOCKER_HUB_TLS,
             "ghcr": Remediation(
                 cli=(
                     "ghcr.io serves the registry API over HTTPS only: a plain-HTTP answer means the audit reached "
@@ -191,12 +193,7 @@ def api_only_over_https(ctx: RuleContext, facts: FactView) -> Iterator[Verdict]:
             "acr": Remediation(
                 cli="nothing to change: ACR's login server answers only HTTPS; use `https://` references",
             ),
-            "dockerhub": Remediation(
-                cli=(
-                    "Docker Hub runs its own TLS: set `registry_url: https://registry-1.docker.io` (the default) "
-                    "and check the audit host's trust store (`ca_file`)"
-                ),
-            ),
+            "dockerhub": _DOCKER_HUB_TLS,
             "ghcr": Remediation(
                 cli=(
                     "ghcr.io carries a certificate GitHub manages: a failure means a TLS-intercepting proxy or a "
@@ -303,12 +300,7 @@ def _days_remaining(ctx: RuleContext, tls: TlsFacts) -> float | None:
             "acr": Remediation(
                 cli="nothing to change: Microsoft renews the login server's certificate",
             ),
-            "dockerhub": Remediation(
-                cli=(
-                    "Docker Hub runs its own TLS: set `registry_url: https://registry-1.docker.io` (the default) "
-                    "and check the audit host's trust store (`ca_file`)"
-                ),
-            ),
+            "dockerhub": _DOCKER_HUB_TLS,
             "ghcr": Remediation(
                 cli=(
                     "GitHub renews the certificate of ghcr.io; renew the certificate of any proxy in front of it"

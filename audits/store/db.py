@@ -235,10 +235,15 @@ class HistoryDB:
             return [_stored_run(dict(r._mapping)) for r in rows]
 
     def findings(self, run: StoredRun) -> list[StoredFinding]:
+        """The run's findings in the order they were stored: one query (joined on the run id)."""
+        query = (
+            select(findings)
+            .join(runs, findings.c.run == runs.c.id)
+            .where(runs.c.run_id == run.run_id)
+            .order_by(findings.c.id)
+        )
         with self.engine.connect() as conn:
-            pk = conn.execute(select(runs.c.id).where(runs.c.run_id == run.run_id)).scalar_one()
-            rows = conn.execute(select(findings).where(findings.c.run == pk).order_by(findings.c.id))
-            return [_stored_finding(dict(r._mapping)) for r in rows]
+            return [_stored_finding(dict(r._mapping)) for r in conn.execute(query)]
 
     def pull_baseline(self) -> dict[str, dict[str, dict[str, int]]]:
         """target -> repository -> {day: pulls} over the newest runs (a later
