@@ -279,12 +279,8 @@ class _Collection:
         return "/v2/" + "/".join(parts)
 
     def _wanted(self, name: str) -> bool:
-        patterns = self.target.repositories
-        return (
-            name.count("/") == 1
-            and valid_repository(name)
-            and (not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns))
-        )
+        """A valid `namespace/name` the filters select."""
+        return name.count("/") == 1 and valid_repository(name) and self._matches(name)
 
     def _matches(self, name: str) -> bool:
         """Selected by the filters, whether or not the name is a valid one."""
